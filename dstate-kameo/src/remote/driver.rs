@@ -49,6 +49,9 @@ pub(crate) struct LocalInfo {
 #[derive(Debug, Default)]
 pub(super) struct PeerState {
     pub(super) connections: usize,
+    /// This node dialed one of the connections: it speaks first (the listener only
+    /// answers, so a refused handshake leaves no half-open session on either side).
+    pub(super) dialer: bool,
     /// The token this node handed (or will hand) to the peer for this connection's life.
     pub(super) offered: Option<SessionToken>,
     /// A hello to this peer awaits its answer.
@@ -308,6 +311,7 @@ impl Driver {
             .iter()
             .filter(|(_, state)| {
                 state.connections > 0
+                    && state.dialer
                     && state.session.is_none()
                     && !state.hello_pending
                     && state.hello_after.is_none_or(|after| after <= now)
@@ -357,7 +361,9 @@ impl Driver {
                     self.book
                         .learn(peer_id, std::slice::from_ref(endpoint.get_remote_address()));
                 }
-                self.peers.entry(peer_id).or_default().connections += 1;
+                let state = self.peers.entry(peer_id).or_default();
+                state.connections += 1;
+                state.dialer |= endpoint.is_dialer();
                 tracing::debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connection up");
                 self.ensure_registered();
                 self.on_tick(Instant::now());
@@ -397,7 +403,8 @@ impl Driver {
                     tracing::warn!(from = %send_back_addr, "connection from a peer outside the allow-list refused");
                 }
                 _ => {
-                    tracing::info!(from = %send_back_addr, %error, "incoming connection failed (wrong cluster key?)")
+                    bump(&self.shared.counters.connections_failed);
+                    tracing::info!(from = %send_back_addr, %error, "incoming connection failed (wrong cluster key?)");
                 }
             },
             SwarmEvent::ListenerError { error, .. } => {

@@ -41,6 +41,9 @@ pub struct TransportStats {
     pub handshakes_rejected: u64,
     /// Connections refused by the allow-list.
     pub connections_denied: u64,
+    /// Incoming connections that failed before they were up (a wrong cluster key shows
+    /// up here: the private-network layer garbles everything).
+    pub connections_failed: u64,
     /// Peers that completed the handshake (counting reconnects).
     pub sessions_opened: u64,
 }
@@ -80,6 +83,7 @@ counters!(
     dropped_early_frames,
     handshakes_rejected,
     connections_denied,
+    connections_failed,
     sessions_opened,
 );
 
