@@ -1,5 +1,6 @@
 //! The node's control actor: membership, heartbeats and liveness, the change feed.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -211,7 +212,7 @@ impl<R: ActorRuntime> Control<R> {
     fn send_node_frame(&self, kind: FrameKind, payload: Vec<u8>) {
         let frame = Frame {
             kind,
-            state: String::new(),
+            state: Cow::Borrowed(""),
             source: self.shared.id,
             generation: Generation::new(self.shared.incarnation, Age(0)),
             payload_version: wire::FORMAT_VERSION.into(),

@@ -149,6 +149,23 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         })
     }
 
+    /// Run `projection` now if every view meets `max_staleness`, without pulling; otherwise
+    /// [`QueryError::Stale`] lists the views that miss it. Lock-free, never waits.
+    pub fn try_query<R>(
+        &self,
+        max_staleness: Duration,
+        projection: impl FnOnce(&ViewMap<D::View>) -> R,
+    ) -> Result<R, QueryError> {
+        let now = self.clock.now();
+        let views = self.shared.views.load();
+        if views.all_fresh(now, max_staleness) {
+            return Ok(projection(&views));
+        }
+        Err(QueryError::Stale {
+            nodes: views.stale(now, max_staleness),
+        })
+    }
+
     /// Run `projection` over the views as they are, without any staleness check. Lock-free.
     pub fn read<R>(&self, projection: impl FnOnce(&ViewMap<D::View>) -> R) -> R {
         projection(&self.shared.views.load())
