@@ -1,5 +1,6 @@
 //! The typed handle an application uses for one registered state type.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ impl<R> QueryResult<R> {
 pub struct Subscription<V> {
     receiver: broadcast::Receiver<ChangeEvent<V>>,
     lagged: u64,
+    total_lagged: Arc<AtomicU64>,
 }
 
 impl<V: Send + Sync + 'static> Subscription<V> {
@@ -64,7 +66,7 @@ impl<V: Send + Sync + 'static> Subscription<V> {
         loop {
             match self.receiver.recv().await {
                 Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(missed)) => self.lagged += missed,
+                Err(broadcast::error::RecvError::Lagged(missed)) => self.count_lag(missed),
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
@@ -75,7 +77,7 @@ impl<V: Send + Sync + 'static> Subscription<V> {
         loop {
             match self.receiver.try_recv() {
                 Ok(event) => return Some(event),
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.lagged += missed,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.count_lag(missed),
                 Err(_) => return None,
             }
         }
@@ -84,6 +86,12 @@ impl<V: Send + Sync + 'static> Subscription<V> {
     /// Events this subscriber lost because it fell behind.
     pub fn lagged(&self) -> u64 {
         self.lagged
+    }
+
+    fn count_lag(&mut self, missed: u64) {
+        self.lagged += missed;
+        self.total_lagged.fetch_add(missed, Ordering::Relaxed);
+        tracing::debug!(missed, "subscriber lagged");
     }
 }
 
@@ -191,6 +199,7 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         Subscription {
             receiver: self.shared.events.subscribe(),
             lagged: 0,
+            total_lagged: self.shared.lagged.clone(),
         }
     }
 
@@ -204,8 +213,12 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         Ok(self.diagnostics_and_health().await?.1)
     }
 
-    /// Resolves once this node holds a view from every peer known to be live.
+    /// Resolves once this node holds a view from every peer known to be live. Membership
+    /// changes already delivered to the state's actor are taken into account; call it after
+    /// the adapter reports the cluster connected.
     pub async fn ready(&self) -> Result<(), QueryError> {
+        // A round trip through the actor: everything queued before is processed first.
+        self.diagnostics_and_health().await?;
         let mut ready: watch::Receiver<bool> = self.shared.ready.subscribe();
         ready
             .wait_for(|synced| *synced)
