@@ -222,17 +222,13 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         self.shard.generation
     }
 
-    /// True when this node holds a view from every peer that is up.
+    /// True when this node holds a view from every peer that is up (newer data may be
+    /// pending under the change feed; queries pull it).
     pub fn is_synced(&self) -> bool {
         self.peers
             .iter()
             .filter(|(_, p)| p.status == PeerStatus::Up)
-            .all(|(node, _)| {
-                self.views
-                    .views
-                    .get(node)
-                    .is_some_and(|v| v.pending.is_none())
-            })
+            .all(|(node, _)| self.views.views.contains_key(node))
     }
 
     /// The peers currently up.
