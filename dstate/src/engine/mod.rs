@@ -88,6 +88,8 @@ pub struct Engine<D: DeltaDistributedState, T = ()> {
     periodic_next: Option<Instant>,
     delayed_push_at: Option<Instant>,
     snapshot_cache: Option<send::SnapshotCache>,
+    /// Reused buffer of push targets (no allocation per change).
+    scratch_peers: Vec<NodeId>,
     stats: Stats,
 }
 
@@ -147,6 +149,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             periodic_next,
             delayed_push_at: None,
             snapshot_cache: None,
+            scratch_peers: Vec::new(),
             stats: Stats::default(),
         }
     }

@@ -80,12 +80,11 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         delta: &D::ViewDelta,
         mut payload: Option<Vec<u8>>,
     ) {
-        let targets: Vec<NodeId> = self.live_peers().collect();
-        if targets.is_empty() {
-            return;
-        }
+        let mut targets = std::mem::take(&mut self.scratch_peers);
+        targets.clear();
+        targets.extend(self.live_peers());
         let mut change_frame: Option<Result<Bytes, DecodeError>> = None;
-        for to in targets {
+        for &to in &targets {
             let Some(peer) = self.peers.get(&to) else {
                 continue;
             };
@@ -106,6 +105,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
                 Err(_) => self.send_snapshot(to, false),
             }
         }
+        self.scratch_peers = targets;
     }
 
     /// Send the own snapshot to every live peer (delayed pushes).
