@@ -1,5 +1,7 @@
 //! The frame type and its codec.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +71,7 @@ pub struct Frame {
     /// What it carries.
     pub kind: FrameKind,
     /// State name (empty for node-level kinds).
-    pub state: String,
+    pub state: Cow<'static, str>,
     /// Node whose shard this is about (must equal the authenticated sender for data kinds).
     pub source: NodeId,
     /// Generation the frame refers to.
@@ -79,6 +81,20 @@ pub struct Frame {
     /// Payload bytes from the state's own codec, or a postcard list for node-level kinds.
     #[serde(with = "serde_bytes_compat")]
     pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// A copy of the header fields with an empty payload.
+    pub fn clone_header(&self) -> Frame {
+        Frame {
+            kind: self.kind.clone(),
+            state: self.state.clone(),
+            source: self.source,
+            generation: self.generation,
+            payload_version: self.payload_version,
+            payload: Vec::new(),
+        }
+    }
 }
 
 /// Encode a frame. Fails only when the encoding exceeds `limit` bytes.
