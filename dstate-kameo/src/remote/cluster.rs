@@ -303,6 +303,15 @@ impl KameoCluster {
             .map_err(|_| ClusterError::Closed)
     }
 
+    /// [`join`](KameoCluster::join) for a dstate node started with this cluster's
+    /// transport: announces its incarnation and delivers frames to its inbound side.
+    pub async fn join_node<R: dstate::ActorRuntime>(
+        &self,
+        node: &dstate::Node<R>,
+    ) -> Result<(), ClusterError> {
+        self.join(node.incarnation(), node.inbound()).await
+    }
+
     /// Nodes joined right now (handshake done, link up), in order.
     pub async fn members(&self) -> Result<Vec<NodeId>, ClusterError> {
         let (tx, rx) = oneshot::channel();

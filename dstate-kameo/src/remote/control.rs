@@ -155,7 +155,7 @@ mod tests {
     fn peer_records_skip_garbage() {
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4000".parse().unwrap();
         let peer = PeerId::random();
-        let mut record = PeerRecord::new(peer, &[addr.clone()]);
+        let mut record = PeerRecord::new(peer, std::slice::from_ref(&addr));
         record.addrs.push(vec![0xff, 0x00, 0x13]);
         assert_eq!(record.decode(), Some((peer, vec![addr])));
         record.peer = vec![1, 2, 3];

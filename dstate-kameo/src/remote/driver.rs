@@ -25,6 +25,9 @@ use super::swarm::{Behaviour, BehaviourEvent};
 
 /// How often due redials, handshake retries and deadlines are checked.
 const TICK: Duration = Duration::from_millis(50);
+/// How long a graceful shutdown waits for queued frames (the node's own goodbye frames
+/// among them) to be acknowledged.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a graceful shutdown waits for peers to acknowledge the goodbye.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A refused peer is disconnected after this grace (lets the refusal reach it).
@@ -85,9 +88,16 @@ pub(super) struct Resolved {
 
 /// A shutdown in progress.
 pub(super) struct Leaving {
-    pub(super) goodbyes: HashSet<OutboundRequestId>,
+    /// Goodbyes sent and not yet answered; `None` while queued frames still drain.
+    pub(super) goodbyes: Option<HashSet<OutboundRequestId>>,
     deadline: Instant,
     done: oneshot::Sender<()>,
+}
+
+impl Leaving {
+    fn is_done(&self, now: Instant) -> bool {
+        self.goodbyes.as_ref().is_some_and(HashSet::is_empty) || self.deadline <= now
+    }
 }
 
 /// Settings the driver needs from the builder.
@@ -187,9 +197,11 @@ impl Driver {
                 },
                 _ = tick.tick() => self.on_tick(Instant::now()),
             }
-            if self.leaving.as_ref().is_some_and(|leaving| {
-                leaving.goodbyes.is_empty() || leaving.deadline <= Instant::now()
-            }) {
+            if self
+                .leaving
+                .as_ref()
+                .is_some_and(|leaving| leaving.is_done(Instant::now()))
+            {
                 break;
             }
         }
@@ -262,6 +274,25 @@ impl Driver {
 
     fn on_shutdown(&mut self, done: oneshot::Sender<()>) {
         tracing::info!(node = %self.local.node, "leaving the cluster");
+        self.leaving = Some(Leaving {
+            goodbyes: None,
+            deadline: Instant::now() + DRAIN_TIMEOUT,
+            done,
+        });
+        self.on_tick(Instant::now());
+    }
+
+    /// Once queued frames are delivered (or the drain deadline passed), says goodbye.
+    fn drive_leaving(&mut self, now: Instant) {
+        let Some(leaving) = self.leaving.as_ref() else {
+            return;
+        };
+        if leaving.goodbyes.is_some() {
+            return;
+        }
+        if !self.shared.links_idle() && leaving.deadline > now {
+            return;
+        }
         let peers: Vec<PeerId> = self
             .peers
             .iter()
@@ -277,14 +308,14 @@ impl Driver {
                     .send_request(peer, ControlRequest::Goodbye)
             })
             .collect();
-        self.leaving = Some(Leaving {
-            goodbyes,
-            deadline: Instant::now() + GOODBYE_TIMEOUT,
-            done,
-        });
+        if let Some(leaving) = self.leaving.as_mut() {
+            leaving.goodbyes = Some(goodbyes);
+            leaving.deadline = now + GOODBYE_TIMEOUT;
+        }
     }
 
     fn on_tick(&mut self, now: Instant) {
+        self.drive_leaving(now);
         let leaving = self.leaving.is_some();
         let due: Vec<PeerId> = self
             .disconnect_at
@@ -453,8 +484,8 @@ impl Driver {
                 state.hello_after = Some(Instant::now() + HELLO_RETRY);
             }
         }
-        if let Some(leaving) = self.leaving.as_mut() {
-            leaving.goodbyes.remove(&request_id);
+        if let Some(goodbyes) = self.leaving.as_mut().and_then(|l| l.goodbyes.as_mut()) {
+            goodbyes.remove(&request_id);
         }
     }
 

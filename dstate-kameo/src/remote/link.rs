@@ -39,6 +39,8 @@ pub(crate) struct LinkHandle {
     peer: PeerId,
     tx: mpsc::Sender<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
+    /// Frames taken and not yet acknowledged.
+    outstanding: Arc<AtomicUsize>,
     task: AbortHandle,
 }
 
@@ -54,7 +56,9 @@ impl LinkHandle {
     ) -> Self {
         let (tx, rx) = mpsc::channel(shared.limits.queue_frames.max(1));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outstanding = Arc::new(AtomicUsize::new(0));
         let sender = Sender {
+            outstanding: outstanding.clone(),
             peer,
             remote,
             token,
@@ -69,8 +73,14 @@ impl LinkHandle {
             peer,
             tx,
             queued_bytes,
+            outstanding,
             task,
         }
+    }
+
+    /// Every frame taken so far was acknowledged.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.outstanding.load(Ordering::Acquire) == 0
     }
 
     pub(crate) fn peer(&self) -> PeerId {
@@ -86,7 +96,10 @@ impl LinkHandle {
             return Err(TransportError::Backpressure(self.node));
         }
         match self.tx.try_send(frame) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.outstanding.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
             Err(err) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 Err(match err {
@@ -121,6 +134,7 @@ struct Sender {
     stream: u64,
     rx: mpsc::Receiver<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
+    outstanding: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
 
@@ -202,6 +216,8 @@ impl Sender {
                     match result {
                         Ok(BatchReply::Accepted) => {
                             unacked.remove(&outgoing.batch.seq);
+                            self.outstanding
+                                .fetch_sub(outgoing.batch.frames.0.len(), Ordering::AcqRel);
                             bump(&self.shared.counters.batches_sent);
                             add(&self.shared.counters.frames_sent, outgoing.batch.frames.0.len() as u64);
                             add(&self.shared.counters.bytes_sent, outgoing.bytes as u64);

@@ -56,8 +56,8 @@ impl Driver {
                 state.hello_pending = false;
             }
         }
-        if let Some(leaving) = self.leaving.as_mut() {
-            leaving.goodbyes.remove(&request_id);
+        if let Some(goodbyes) = self.leaving.as_mut().and_then(|l| l.goodbyes.as_mut()) {
+            goodbyes.remove(&request_id);
         }
         match response {
             ControlResponse::Welcome(hello) if was_hello => {

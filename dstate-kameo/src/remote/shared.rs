@@ -30,6 +30,12 @@ where
     }
 }
 
+impl FrameSink for dstate::Inbound {
+    fn deliver(&self, from: NodeId, frame: Bytes) {
+        dstate::Inbound::deliver(self, from, frame)
+    }
+}
+
 /// Size limits of the transport, derived once from the builder's settings.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -136,6 +142,11 @@ impl Shared {
         if links.get(&node).is_some_and(|link| link.peer() == peer) {
             links.remove(&node);
         }
+    }
+
+    /// Every link delivered everything it took.
+    pub(crate) fn links_idle(&self) -> bool {
+        read(&self.links).values().all(|link| link.is_idle())
     }
 
     pub(crate) fn clear_links(&self) {

@@ -140,13 +140,18 @@ impl Node {
             lines,
             events: Vec::new(),
         };
-        let ready = node.reply("READY");
-        let mut words = ready.split_whitespace().skip(1);
-        node.addr = words
-            .next()
-            .and_then(|a| a.parse().ok())
-            .expect("READY address");
-        node.peer = words.next().expect("READY peer").to_owned();
+        if opts.extra.iter().any(|arg| arg == "--scenario") {
+            // Scenario mode: `ready <node> <address>`.
+            let ready = node.reply("ready ");
+            let addr = ready.split_whitespace().nth(2);
+            node.addr = addr.and_then(|a| a.parse().ok()).expect("ready address");
+        } else {
+            let ready = node.reply("READY");
+            let mut words = ready.split_whitespace().skip(1);
+            let addr = words.next().and_then(|a| a.parse().ok());
+            node.addr = addr.expect("READY address");
+            node.peer = words.next().expect("READY peer").to_owned();
+        }
         node
     }
 
@@ -242,6 +247,11 @@ impl Node {
     /// Asks for a graceful leave and waits for the process to end.
     pub(crate) fn shutdown(&mut self) {
         self.cmd("shutdown", "BYE");
+        self.wait_exit();
+    }
+
+    /// Waits for the process to end on its own.
+    pub(crate) fn wait_exit(&mut self) {
         let deadline = Instant::now() + DEADLINE;
         while self.child.try_wait().ok().flatten().is_none() {
             assert!(Instant::now() < deadline, "node {} did not exit", self.id);

@@ -1,35 +1,14 @@
-//! A cluster node driven over stdin/stdout, for dstate-kameo's multi-process tests.
-//!
-//! Not a user tool: the line protocol may change with the tests. Arguments:
-//! `--node N --key HEX [--listen ADDR] [--seed ADDR]... [--advertise ADDR]
-//! [--incarnation N] [--identity FILE] [--allow PEER]...`
-//!
-//! Output lines: `READY <addr> <peer>`, `JOINED <node> <incarnation>`,
-//! `LEFT <node> <graceful|disconnected>`, and one answer line per command.
-//! Commands: `send <to> <count> <size>`, `received <from>`, `members`, `stats`,
-//! `reconnect <node>`, `shutdown`.
+//! Frames mode: a cluster node without a dstate node; frames are counted per sender.
 
 use std::collections::HashMap;
 use std::io::BufRead;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dstate::{ActorRuntime, ClusterEvent, Incarnation, LeaveReason, NodeId, Transport};
-use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime, NodeIdentity, PeerIdentity};
+use dstate_kameo::KameoRuntime;
 
-#[derive(Default)]
-struct Args {
-    node: u64,
-    key: String,
-    listen: Option<SocketAddr>,
-    seeds: Vec<SocketAddr>,
-    advertise: Vec<SocketAddr>,
-    incarnation: Option<u64>,
-    identity: Option<PathBuf>,
-    allow: Vec<String>,
-}
+use crate::{start_cluster, wall_millis, Args};
 
 /// Frames received from one peer: count, how many came in sequence order, bytes.
 #[derive(Default, Clone, Copy)]
@@ -40,83 +19,10 @@ struct Received {
     next: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args::default();
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--node" => args.node = value()?.parse().map_err(|e| format!("--node: {e}"))?,
-            "--key" => args.key = value()?,
-            "--listen" => {
-                args.listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?)
-            }
-            "--seed" => args
-                .seeds
-                .push(value()?.parse().map_err(|e| format!("--seed: {e}"))?),
-            "--advertise" => args
-                .advertise
-                .push(value()?.parse().map_err(|e| format!("--advertise: {e}"))?),
-            "--incarnation" => {
-                args.incarnation = Some(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--incarnation: {e}"))?,
-                )
-            }
-            "--identity" => args.identity = Some(PathBuf::from(value()?)),
-            "--allow" => args.allow.push(value()?),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
-fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("testnode: {err}");
-            std::process::exit(2);
-        }
-    };
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    if let Err(err) = runtime.block_on(run(args)) {
-        eprintln!("testnode: {err}");
-        std::process::exit(1);
-    }
-}
-
-async fn run(args: Args) -> Result<(), String> {
-    let key = ClusterKey::from_hex(&args.key).map_err(|e| e.to_string())?;
+/// Raw frames over the transport, without a dstate node.
+pub(crate) async fn run(args: Args) -> Result<(), String> {
     let runtime = KameoRuntime::new();
-    let mut builder = KameoCluster::builder(NodeId(args.node), key);
-    if let Some(listen) = args.listen {
-        builder = builder.listen(listen);
-    }
-    builder = builder.seeds(args.seeds.iter().copied());
-    for addr in &args.advertise {
-        builder = builder.advertise(*addr);
-    }
-    if let Some(path) = &args.identity {
-        builder =
-            builder.identity(NodeIdentity::load_or_generate(path).map_err(|e| e.to_string())?);
-    }
-    if !args.allow.is_empty() {
-        let peers: Result<Vec<PeerIdentity>, _> = args.allow.iter().map(|p| p.parse()).collect();
-        builder = builder.allow_peers(peers.map_err(|e| e.to_string())?);
-    }
-    let cluster = builder.start(&runtime).await.map_err(|e| e.to_string())?;
+    let cluster = start_cluster(&args, &runtime).await?;
     println!("READY {} {}", cluster.local_addr(), cluster.peer_identity());
 
     let mut events = runtime.cluster_events();
@@ -221,6 +127,13 @@ async fn run(args: Args) -> Result<(), String> {
                 transport.reconnect(NodeId(node.parse().unwrap_or(0)));
                 println!("OK");
             }
+            ["frame", to, source, value] => {
+                let frame = snapshot_frame(source.parse().unwrap_or(0), value.parse().unwrap_or(0));
+                match transport.send(NodeId(to.parse().unwrap_or(0)), frame) {
+                    Ok(()) => println!("OK"),
+                    Err(err) => println!("ERR {err}"),
+                }
+            }
             ["maxframe"] => println!("MAXFRAME {}", transport.max_frame_bytes()),
             ["shutdown"] => {
                 cluster.shutdown().await;
@@ -233,12 +146,23 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn wall_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// A `TestState` snapshot frame claiming to come from `source` (which may be a lie: the
+/// receiver must check it against the connection).
+fn snapshot_frame(source: u64, value: u64) -> Bytes {
+    use dstate::wire::{encode, Frame, FrameKind};
+    use dstate::{Age, DistributedState, Generation};
+    let state = dstate::test_support::TestState {
+        value,
+        label: String::new(),
+    };
+    let frame = Frame {
+        kind: FrameKind::Snapshot { ack: false },
+        state: dstate::test_support::TestState::name().into(),
+        source: NodeId(source),
+        // Far in the future: accepted over anything, were the source believed.
+        generation: Generation::new(Incarnation(u64::MAX / 2), Age(1)),
+        payload_version: dstate::test_support::TestState::WIRE_VERSION,
+        payload: state.serialize_state(),
+    };
+    encode(&frame, usize::MAX).unwrap_or_default()
 }
-
-// Keep the runtime trait in scope for `cluster_events`.
-const _: fn(&KameoRuntime) = |r| drop(r.cluster_events());

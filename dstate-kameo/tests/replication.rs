@@ -1,0 +1,170 @@
+//! Replication across real processes: the core's shared scenarios on kameo.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use dstate::test_support::process::{scenarios, ProcessCluster, StateKind};
+use support::{Node, Opts};
+
+/// A cluster of scenario-mode test nodes sharing a fresh key.
+fn cluster(strategy: &str, persist: bool) -> (ProcessCluster, String) {
+    let key = support::cluster_key();
+    let child_key = key.clone();
+    let cluster = ProcessCluster::new(strategy, move |spec| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dstate-kameo-testnode"));
+        cmd.arg("--node")
+            .arg(spec.id.to_string())
+            .arg("--key")
+            .arg(&child_key)
+            .arg("--scenario")
+            .arg(&spec.strategy)
+            .arg("--data-dir")
+            .arg(&spec.data_dir);
+        if !persist {
+            cmd.arg("--no-persist");
+        }
+        for seed in &spec.seeds {
+            cmd.arg("--seed").arg(seed);
+        }
+        cmd
+    });
+    (cluster, key)
+}
+
+#[test]
+fn three_nodes_converge_simple_push() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::converge(&mut cluster, StateKind::Simple, 3).unwrap();
+}
+
+#[test]
+fn three_nodes_converge_delta_push() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::converge(&mut cluster, StateKind::Delta, 3).unwrap();
+}
+
+#[test]
+fn three_nodes_converge_simple_feed() {
+    let (mut cluster, _) = cluster("feed", false);
+    scenarios::converge(&mut cluster, StateKind::Simple, 3).unwrap();
+}
+
+#[test]
+fn three_nodes_converge_delta_feed() {
+    let (mut cluster, _) = cluster("feed", false);
+    scenarios::converge(&mut cluster, StateKind::Delta, 3).unwrap();
+}
+
+#[test]
+fn four_nodes_converge_simple_periodic() {
+    let (mut cluster, _) = cluster("periodic", false);
+    scenarios::converge(&mut cluster, StateKind::Simple, 4).unwrap();
+}
+
+#[test]
+fn three_nodes_converge_delta_periodic() {
+    let (mut cluster, _) = cluster("periodic", false);
+    scenarios::converge(&mut cluster, StateKind::Delta, 3).unwrap();
+}
+
+#[test]
+fn kill_and_restart_retires_the_old_incarnation() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Delta, false).unwrap();
+}
+
+#[test]
+fn kill_and_restart_resumes_the_persisted_shard() {
+    let (mut cluster, _) = cluster("push", true);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Simple, true).unwrap();
+}
+
+/// The core's `scenarios::graceful_leave` kills the child right after it answers `leave`,
+/// before the adapter's goodbye can leave the process; node 3 therefore runs under this
+/// harness, which lets it exit on its own.
+#[test]
+fn graceful_leave_removes_the_views() {
+    let (mut cluster, key) = cluster("push", false);
+    cluster.start(1).unwrap();
+    cluster.start(2).unwrap();
+    let seed: std::net::SocketAddr = cluster.address(1).unwrap().parse().unwrap();
+    let dir = support::temp_dir("leave");
+    let mut three = Node::start(Opts {
+        extra: vec![
+            "--scenario".into(),
+            "push".into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--no-persist".into(),
+        ],
+        ..Opts::new(3, &key).seed(seed)
+    });
+    let mut expected = BTreeMap::new();
+    for id in [1, 2] {
+        cluster.mutate(id, StateKind::Simple, id * 100).unwrap();
+        expected.insert(id, id * 100);
+    }
+    three.cmd("mutate 1 simple 300", "ok 1");
+    expected.insert(3, 300);
+    scenarios::wait_converged(&mut cluster, StateKind::Simple, &expected).unwrap();
+
+    three.cmd("leave 2", "ok 2");
+    three.wait_exit();
+    cluster
+        .wait_until("node 3's views removed", support::DEADLINE, |c| {
+            let one = c.read(1, StateKind::Simple)?;
+            let two = c.read(2, StateKind::Simple)?;
+            let observed = format!("{one:?} {two:?}");
+            Ok((!one.contains_key(&3) && !two.contains_key(&3), observed))
+        })
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ten_thousand_mutation_burst_reaches_every_peer_with_bounded_memory() {
+    let (mut cluster, _) = cluster("push", false);
+    // Simple state: the core's child reports a delta burst's final value from
+    // `local_view()`, which may lag the last commit (reported to the core).
+    scenarios::burst(&mut cluster, StateKind::Simple, 10_000, 64 * 1024).unwrap();
+}
+
+#[test]
+fn a_spoofed_source_is_rejected() {
+    let (mut cluster, key) = cluster("push", false);
+    let mut expected = BTreeMap::new();
+    for id in [1, 2] {
+        cluster.start(id).unwrap();
+    }
+    for id in [1, 2] {
+        cluster.mutate(id, StateKind::Simple, id * 100).unwrap();
+        expected.insert(id, id * 100);
+    }
+    scenarios::wait_converged(&mut cluster, StateKind::Simple, &expected).unwrap();
+
+    // A member of the cluster (right key) writes a snapshot claiming to be node 2, then
+    // one of its own shard. Frames from one sender arrive in order, so once its own shows
+    // up at node 1 the forged one was handled before it.
+    let seed = cluster.address(1).unwrap().parse().unwrap();
+    let mut attacker = Node::start(Opts::new(9, &key).seed(seed));
+    attacker.wait_events(|e| e.iter().any(|l| l.starts_with("JOINED 1 ")), "JOINED 1");
+    assert_eq!(attacker.cmd("frame 1 2 777", "OK"), "OK");
+    assert_eq!(attacker.cmd("frame 1 9 999", "OK"), "OK");
+    cluster
+        .wait_until(
+            "node 1 holds the attacker's own view",
+            support::DEADLINE,
+            |c| {
+                let views = c.read(1, StateKind::Simple)?;
+                Ok((
+                    views.get(&9).is_some_and(|v| v.value == 999),
+                    format!("{views:?}"),
+                ))
+            },
+        )
+        .unwrap();
+    let views = cluster.read(1, StateKind::Simple).unwrap();
+    assert_eq!(views[&2].value, 200, "{views:?}");
+}
