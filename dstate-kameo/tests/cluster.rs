@@ -200,8 +200,8 @@ fn reconnect_drops_the_connection_and_the_redial_restores_it() {
 fn a_partition_is_reported_and_heals() {
     let key = cluster_key();
     // Every connection between a and b passes through a proxy in front of each node.
-    let a_listen = free_addr();
-    let b_listen = free_addr();
+    let a_listen = support::free_addr();
+    let b_listen = support::free_addr();
     let a_door = Proxy::start(a_listen);
     let b_door = Proxy::start(b_listen);
     let mut a = Node::start(Opts {
@@ -232,10 +232,4 @@ fn a_partition_is_reported_and_heals() {
     a.poll("received 2", "RECEIVED", |l| {
         l.starts_with("RECEIVED 2 100 100 ")
     });
-}
-
-/// A free port on 127.0.0.1 (bound then released; the node binds it right after).
-fn free_addr() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }

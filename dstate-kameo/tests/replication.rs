@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use dstate::test_support::process::{scenarios, ProcessCluster, StateKind};
+use support::proxy::Proxy;
 use support::{Node, Opts};
 
 /// A cluster of scenario-mode test nodes sharing a fresh key.
@@ -167,4 +168,80 @@ fn a_spoofed_source_is_rejected() {
         .unwrap();
     let views = cluster.read(1, StateKind::Simple).unwrap();
     assert_eq!(views[&2].value, 200, "{views:?}");
+}
+
+/// Two nodes, each behind a proxy that carries every connection to it.
+fn pair_behind_doors(key: &str, dir: &std::path::Path) -> (Node, Node, Proxy, Proxy) {
+    let a_listen = support::free_addr();
+    let b_listen = support::free_addr();
+    let a_door = Proxy::start(a_listen);
+    let b_door = Proxy::start(b_listen);
+    let a = Node::start(Opts {
+        listen: Some(a_listen),
+        advertise: vec![a_door.addr],
+        ..Opts::new(1, key).scenario("push", &dir.join("a"))
+    });
+    let b = Node::start(Opts {
+        listen: Some(b_listen),
+        advertise: vec![b_door.addr],
+        ..Opts::new(2, key)
+            .seed(a_door.addr)
+            .scenario("push", &dir.join("b"))
+    });
+    (a, b, a_door, b_door)
+}
+
+#[test]
+fn a_partition_keeps_local_reads_and_heals_to_convergence() {
+    let key = support::cluster_key();
+    let dir = support::temp_dir("partition");
+    let (mut a, mut b, a_door, b_door) = pair_behind_doors(&key, &dir);
+    a.scenario_mutate(10);
+    b.scenario_mutate(20);
+    let both = |v: &BTreeMap<u64, (u64, bool)>| {
+        v.get(&1) == Some(&(10, true)) && v.get(&2) == Some(&(20, true))
+    };
+    a.wait_views("converged", both);
+    b.wait_views("converged", both);
+
+    a_door.cut();
+    b_door.cut();
+    a.wait_views("b marked down", |v| v.get(&2) == Some(&(20, false)));
+    b.wait_views("a marked down", |v| v.get(&1) == Some(&(10, false)));
+    // Both sides keep working on their own shard and reading the last views.
+    a.scenario_mutate(11);
+    b.scenario_mutate(21);
+    assert_eq!(a.scenario_views().get(&1), Some(&(11, true)));
+    assert_eq!(a.scenario_views().get(&2), Some(&(20, false)));
+
+    a_door.heal();
+    b_door.heal();
+    let healed = |v: &BTreeMap<u64, (u64, bool)>| {
+        v.get(&1) == Some(&(11, true)) && v.get(&2) == Some(&(21, true))
+    };
+    a.wait_views("healed", healed);
+    b.wait_views("healed", healed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_hung_peer_is_marked_down_by_the_heartbeat_and_redialled() {
+    let key = support::cluster_key();
+    let dir = support::temp_dir("hung");
+    let (mut a, mut b, a_door, b_door) = pair_behind_doors(&key, &dir);
+    a.scenario_mutate(10);
+    b.wait_views("b holds a", |v| v.get(&1) == Some(&(10, true)));
+
+    // TCP stays up, nothing gets through: only the core's heartbeat can notice.
+    a_door.freeze();
+    b_door.freeze();
+    b.wait_views("a marked down", |v| v.get(&1).is_some_and(|(_, up)| !up));
+    a.scenario_mutate(12);
+
+    a_door.heal();
+    b_door.heal();
+    b.wait_views("a back with its new value", |v| {
+        v.get(&1) == Some(&(12, true))
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
 }

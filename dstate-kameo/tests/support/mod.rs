@@ -20,6 +20,12 @@ pub(crate) fn cluster_key() -> String {
     dstate_kameo::ClusterKey::generate().to_hex()
 }
 
+/// A free port on 127.0.0.1 (bound then released; the node binds it right after).
+pub(crate) fn free_addr() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address")
+}
+
 /// A fresh temp directory for one test.
 pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -61,6 +67,18 @@ impl Opts {
         }
     }
 
+    /// Scenario mode (a dstate node) with `strategy`, not persisted.
+    pub(crate) fn scenario(mut self, strategy: &str, dir: &std::path::Path) -> Self {
+        self.extra.extend([
+            "--scenario".to_owned(),
+            strategy.to_owned(),
+            "--data-dir".to_owned(),
+            dir.display().to_string(),
+            "--no-persist".to_owned(),
+        ]);
+        self
+    }
+
     pub(crate) fn seed(mut self, addr: SocketAddr) -> Self {
         self.seeds.push(addr);
         self
@@ -77,6 +95,8 @@ pub(crate) struct Node {
     lines: Receiver<String>,
     /// Event lines seen so far (JOINED, LEFT, ...), in order.
     pub(crate) events: Vec<String>,
+    /// Last scenario-protocol sequence number used.
+    seq: u64,
 }
 
 impl Node {
@@ -139,6 +159,7 @@ impl Node {
             stdin,
             lines,
             events: Vec::new(),
+            seq: 0,
         };
         if opts.extra.iter().any(|arg| arg == "--scenario") {
             // Scenario mode: `ready <node> <address>`.
@@ -214,6 +235,56 @@ impl Node {
             assert!(
                 Instant::now() < deadline,
                 "node {}: {line:?} never satisfied the condition; last answer {answer:?}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Scenario mode: `mutate` of the simple test state.
+    pub(crate) fn scenario_mutate(&mut self, value: u64) {
+        self.seq += 1;
+        let seq = self.seq;
+        let answer = self.cmd(
+            &format!("mutate {seq} simple {value}"),
+            &format!("ok {seq} "),
+        );
+        assert!(answer.starts_with("ok"), "{answer}");
+    }
+
+    /// Scenario mode: the simple test state's views, owner -> (value, up).
+    pub(crate) fn scenario_views(&mut self) -> std::collections::BTreeMap<u64, (u64, bool)> {
+        self.seq += 1;
+        let seq = self.seq;
+        let answer = self.cmd(&format!("read {seq} simple"), &format!("views {seq}"));
+        answer
+            .split_whitespace()
+            .skip(2)
+            .filter_map(|entry| {
+                let parts: Vec<&str> = entry.split(':').collect();
+                Some((
+                    parts.first()?.parse().ok()?,
+                    (parts.get(1)?.parse().ok()?, *parts.get(2)? == "up"),
+                ))
+            })
+            .collect()
+    }
+
+    /// Scenario mode: waits until the views satisfy `cond`.
+    pub(crate) fn wait_views(
+        &mut self,
+        what: &str,
+        cond: impl Fn(&std::collections::BTreeMap<u64, (u64, bool)>) -> bool,
+    ) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let views = self.scenario_views();
+            if cond(&views) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {}: {what} not reached; views {views:?}",
                 self.id
             );
             std::thread::sleep(Duration::from_millis(25));

@@ -14,6 +14,8 @@ pub(crate) struct Proxy {
 
 struct State {
     cut: AtomicBool,
+    /// Connections stay open but every byte is dropped: a hung peer.
+    frozen: AtomicBool,
     stopped: AtomicBool,
     live: Mutex<Vec<TcpStream>>,
 }
@@ -24,6 +26,7 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy addr");
         let state = Arc::new(State {
             cut: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             live: Mutex::new(Vec::new()),
         });
@@ -49,8 +52,12 @@ impl Proxy {
                     live.push(client.try_clone().unwrap());
                     live.push(server.try_clone().unwrap());
                 }
-                pump(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pump(server, client);
+                pump(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    accept_state.clone(),
+                );
+                pump(server, client, accept_state.clone());
             }
         });
         Proxy { addr, state }
@@ -67,6 +74,12 @@ impl Proxy {
     /// Accepts and forwards again.
     pub(crate) fn heal(&self) {
         self.state.cut.store(false, Ordering::SeqCst);
+        self.state.frozen.store(false, Ordering::SeqCst);
+    }
+
+    /// Keeps every connection open but drops all bytes (new ones too): the peer looks hung.
+    pub(crate) fn freeze(&self) {
+        self.state.frozen.store(true, Ordering::SeqCst);
     }
 }
 
@@ -79,12 +92,13 @@ impl Drop for Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+fn pump(mut from: TcpStream, mut to: TcpStream, state: Arc<State>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if state.frozen.load(Ordering::SeqCst) => continue,
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
                         break;
