@@ -7,7 +7,7 @@ use bytes::Bytes;
 use dstate::{NodeId, Transport, TransportError};
 
 use super::shared::{Command, Shared};
-use super::stats::bump;
+use super::stats::{bump, TransportStats};
 
 /// Sends dstate frames to peers over kameo remote messages.
 ///
@@ -24,6 +24,13 @@ pub struct KameoTransport {
 impl KameoTransport {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         KameoTransport { shared }
+    }
+
+    /// Transport and membership counters (the same as [`KameoCluster::stats`]).
+    ///
+    /// [`KameoCluster::stats`]: crate::KameoCluster::stats
+    pub fn stats(&self) -> TransportStats {
+        self.shared.counters.snapshot()
     }
 }
 

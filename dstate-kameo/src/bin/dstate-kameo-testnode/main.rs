@@ -14,7 +14,12 @@
 //! (`dstate::test_support::process`), with its shards persisted under `DIR` unless
 //! `--no-persist`. Frames mode also takes `frame <to> <source> <value>`: a `TestState`
 //! snapshot claiming `source`.
+//!
+//! With `--bench-echo` (bench mode, [`echo`]): a dstate node echoing node 1's bench states
+//! and a raw kameo echo actor, for `benches/replication.rs`; runs until stdin closes.
 
+mod bench_types;
+mod echo;
 mod frames;
 mod scenario;
 
@@ -38,6 +43,7 @@ pub(crate) struct Args {
     pub(crate) scenario: Option<String>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) no_persist: bool,
+    bench_echo: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--scenario" => args.scenario = Some(value()?),
             "--data-dir" => args.data_dir = Some(PathBuf::from(value()?)),
             "--no-persist" => args.no_persist = true,
+            "--bench-echo" => args.bench_echo = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -101,7 +108,9 @@ fn main() {
         }
     };
     let result = runtime.block_on(async move {
-        if args.scenario.is_some() {
+        if args.bench_echo {
+            echo::run(args).await
+        } else if args.scenario.is_some() {
             scenario::run(args).await
         } else {
             frames::run(args).await
