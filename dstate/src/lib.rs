@@ -20,6 +20,10 @@ pub use error::{
 };
 pub use ids::{Age, Generation, Incarnation, NodeId};
 pub use object::{PeerStatus, StateObject, StateViewObject, ViewMap};
+#[cfg(all(feature = "durable", unix))]
+pub use persist::{
+    DurableOptions, DurablePersistence, DurableStats, Fault, FaultInjector, FaultOp,
+};
 pub use persist::{InMemoryPersistence, PersistedShard, StatePersistence};
 pub use runtime::{
     ActorRef, ActorRuntime, BoxFuture, Clock, ClusterEvent, ClusterEventBus, ClusterEvents,
