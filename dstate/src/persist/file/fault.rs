@@ -16,7 +16,8 @@ pub enum FaultOp {
     /// Writing to a log segment or snapshot. A failed write first writes half of its bytes,
     /// like a write cut short by a full disk.
     Write,
-    /// `fdatasync` of a file.
+    /// `fdatasync` of a file. A failed sync still syncs first: the data may be durable even
+    /// though the caller is told it failed, the harder case for the store.
     Sync,
     /// `fsync` of the store's directory.
     SyncDir,
@@ -288,9 +289,12 @@ impl FsFile for FaultyFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if let Some(err) = self.faults.check(FaultOp::Sync) {
-            return Err(err);
-        }
-        self.inner.sync_data()
+        let Some(err) = self.faults.check(FaultOp::Sync) else {
+            return self.inner.sync_data();
+        };
+        // The worst case for the caller: the data may have reached the disk all the same (as
+        // after a failed `fsync` on Linux), yet the call reports failure.
+        self.inner.sync_data()?;
+        Err(err)
     }
 }
