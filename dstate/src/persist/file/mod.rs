@@ -1,81 +1,4 @@
-//! A durable, file-backed [`StatePersistence`]: a write-ahead log with group commit,
-//! checksummed records, snapshots and compaction.
-//!
-//! # Guarantees
-//!
-//! - **Durable acknowledgement.** [`save`](StatePersistence::save) returns `Ok` only after the
-//!   record was written and `fdatasync`ed (and the directory `fsync`ed whenever a file was
-//!   created or renamed). An acknowledged save survives `kill -9` and power loss, provided the
-//!   disk honours flushes.
-//! - **Group commit.** Concurrent saves (of different states, or whatever the host hands over)
-//!   are written by one thread as one batch with one vectored write and one `fdatasync`; each
-//!   caller is answered once its own batch is durable. No timer is involved: saves that arrive
-//!   while a sync runs form the next batch.
-//! - **Failed saves leave nothing behind.** When a write or sync fails (`ENOSPC`, `EIO`,
-//!   `EACCES`), every save of the batch gets a typed [`PersistError`], the segment is truncated
-//!   back to its last durable batch and that truncation is synced, so the failed batch cannot
-//!   reappear after a crash. If even the truncation fails, the log refuses further appends
-//!   (each save retries the truncation first) — the store works again once the disk does.
-//! - **Recovery** ([`DurablePersistence::open`]) replays the newest snapshot and the log after
-//!   it. A record cut short or damaged at the very end of the log, with no valid record of a
-//!   later batch after it, is a torn write: that unacknowledged batch is truncated away and
-//!   logged. Damage anywhere else — in a snapshot, in an older segment, or followed by later
-//!   batches — is [`PersistError::Corrupt`] with the file and offset; nothing is skipped.
-//!   Files of a newer format are refused with [`PersistError::FutureVersion`].
-//! - **Bounded disk use and recovery time.** Once superseded records exceed both the
-//!   [compaction threshold](DurableOptions::compaction_threshold) and the live data, the latest
-//!   record of every state is copied into a new snapshot in the background and older files are
-//!   removed: the files stay below about twice the live data plus the threshold.
-//! - **Storage versions** are stored and returned as given; migrating older ones is the
-//!   host's job (`migrate_state`).
-//!
-//! Not guaranteed: a record damaged inside the *last* batch of the log cannot be told apart
-//! from a torn write, so it is dropped (with a warning) like one, even if that batch had been
-//! acknowledged. One store per directory (an exclusive `flock` on `LOCK` enforces it). Unix
-//! only.
-//!
-//! # Format (version 1)
-//!
-//! A directory holds `wal-<n>.log` segments (16 hex digits), at most one `snap-<n>.snap`
-//! snapshot covering segments `<= n`, and `LOCK`. All integers are little-endian.
-//!
-//! ```text
-//! file header (32 B):   magic "DSTATEWL" | "DSTATESN" (8) | format version u32 | 0 u32
-//!                       | sequence u64 (segment number / last covered segment)
-//!                       | crc32c of bytes 0..24 (4) | 0 u32
-//! record header (32 B): magic "DSr1" (4) | crc32c of header bytes 8..32 (4)
-//!                       | payload length u32 | kind u8 (1 shard, 2 snapshot end)
-//!                       | flags u8 (bit 0: commit = last record of its batch) | 0 u16
-//!                       | batch u64 | crc32c of the payload (4) | 0 u32
-//! shard payload:        incarnation u64 | age u64 | storage version u32
-//!                       | name length u16 | name (UTF-8) | state bytes
-//! snapshot end payload: number of shard records u64
-//! ```
-//!
-//! A segment is a header and then batches: each batch's records share a batch number that
-//! grows through the log, and only its last record carries the commit flag. Recovery applies a
-//! batch only when it has seen its commit record. A snapshot is a header, one shard record per
-//! state and an end record; it is written under a temporary name, synced, renamed and the
-//! directory synced, so it is whole or absent.
-//!
-//! # Example
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), dstate::PersistError> {
-//! use dstate::{Age, DurablePersistence, Incarnation, PersistedShard, StatePersistence};
-//!
-//! let store = DurablePersistence::open("/var/lib/my-node/dstate")?;
-//! let shard = PersistedShard {
-//!     incarnation: Incarnation(1),
-//!     age: Age(1),
-//!     storage_version: 1,
-//!     state: b"hello".to_vec(),
-//! };
-//! store.save("greeting", &shard).await?;
-//! assert_eq!(store.load("greeting").await?, Some(shard));
-//! # Ok(())
-//! # }
-//! ```
+//! The durable file backend: see [`DurablePersistence`] for its guarantees and format.
 
 mod compaction;
 mod fault;
@@ -114,15 +37,89 @@ use super::{PersistedShard, StatePersistence};
 use crate::error::PersistError;
 use crate::runtime::BoxFuture;
 
-/// A durable [`StatePersistence`] that keeps a node's shards in one directory.
+/// A durable [`StatePersistence`] that keeps a node's shards in one directory: a write-ahead
+/// log with group commit, checksummed records, snapshots and compaction.
 ///
-/// See the [module documentation](self) for the guarantees and the file format. Opening runs
-/// recovery on the calling thread; afterwards one writer thread does all file I/O (group
-/// commit, loads) and compactions run on a short-lived thread of their own. No async runtime
-/// is needed: callers are answered through futures-aware one-shot channels.
+/// Opening runs recovery on the calling thread; afterwards one writer thread does all file I/O
+/// (group commit, loads) and compactions run on a short-lived thread of their own. No async
+/// runtime is needed: callers are answered through futures-aware one-shot channels. Dropping the
+/// store finishes queued saves, stops a running compaction and joins its threads.
 ///
-/// Dropping the store finishes queued saves, stops a running compaction and joins its
-/// threads.
+/// # Guarantees
+///
+/// - **Durable acknowledgement.** [`save`](StatePersistence::save) returns `Ok` only after the
+///   record was written and `fdatasync`ed (and the directory `fsync`ed whenever a file was
+///   created or renamed). An acknowledged save survives `kill -9` and power loss, provided the
+///   disk honours flushes.
+/// - **Group commit.** Concurrent saves (of different states, or whatever the host hands over)
+///   are written by one thread as one batch with one vectored write and one `fdatasync`; each
+///   caller is answered once its own batch is durable. No timer is involved: saves that arrive
+///   while a sync runs form the next batch.
+/// - **Failed saves leave nothing behind.** When a write or sync fails (`ENOSPC`, `EIO`,
+///   `EACCES`), every save of the batch gets a typed [`PersistError`], the segment is truncated
+///   back to its last durable batch and that truncation is synced, so the failed batch cannot
+///   reappear after a crash. If even the truncation fails, the log refuses further appends
+///   (each save retries the truncation first) — the store works again once the disk does.
+/// - **Recovery** ([`DurablePersistence::open`]) replays the newest snapshot and the log after
+///   it. A record cut short or damaged at the very end of the log, with no valid record of a
+///   later batch after it, is a torn write: that unacknowledged batch is truncated away and
+///   logged. Damage anywhere else — in a snapshot, in an older segment, or followed by later
+///   batches — is [`PersistError::Corrupt`] with the file and offset; nothing is skipped.
+///   Files of a newer format are refused with [`PersistError::FutureVersion`].
+/// - **Bounded disk use and recovery time.** Once superseded records exceed both the
+///   [compaction threshold](DurableOptions::compaction_threshold) and the live data, the latest
+///   record of every state is copied into a new snapshot in the background and older files are
+///   removed: the files stay below about twice the live data plus the threshold.
+/// - **Storage versions** are stored and returned as given; migrating older ones is the
+///   host's job (`migrate_state`).
+///
+/// Not guaranteed: a record damaged inside the *last* batch of the log cannot be told apart
+/// from a torn write, so it is dropped (with a warning) like one, even if that batch had been
+/// acknowledged. One store per directory (an exclusive `flock` on `LOCK` enforces it). Unix
+/// only.
+///
+/// # Format (version 1)
+///
+/// A directory holds `wal-<n>.log` segments (16 hex digits), at most one `snap-<n>.snap`
+/// snapshot covering segments `<= n`, and `LOCK`. All integers are little-endian.
+///
+/// ```text
+/// file header (32 B):   magic "DSTATEWL" | "DSTATESN" (8) | format version u32 | 0 u32
+///                       | sequence u64 (segment number / last covered segment)
+///                       | crc32c of bytes 0..24 (4) | 0 u32
+/// record header (32 B): magic "DSr1" (4) | crc32c of header bytes 8..32 (4)
+///                       | payload length u32 | kind u8 (1 shard, 2 snapshot end)
+///                       | flags u8 (bit 0: commit = last record of its batch) | 0 u16
+///                       | batch u64 | crc32c of the payload (4) | 0 u32
+/// shard payload:        incarnation u64 | age u64 | storage version u32
+///                       | name length u16 | name (UTF-8) | state bytes
+/// snapshot end payload: number of shard records u64
+/// ```
+///
+/// A segment is a header and then batches: each batch's records share a batch number that
+/// grows through the log, and only its last record carries the commit flag. Recovery applies a
+/// batch only when it has seen its commit record. A snapshot is a header, one shard record per
+/// state and an end record; it is written under a temporary name, synced, renamed and the
+/// directory synced, so it is whole or absent.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), dstate::PersistError> {
+/// use dstate::{Age, DurablePersistence, Incarnation, PersistedShard, StatePersistence};
+///
+/// let store = DurablePersistence::open("/var/lib/my-node/dstate")?;
+/// let shard = PersistedShard {
+///     incarnation: Incarnation(1),
+///     age: Age(1),
+///     storage_version: 1,
+///     state: b"hello".to_vec(),
+/// };
+/// store.save("greeting", &shard).await?;
+/// assert_eq!(store.load("greeting").await?, Some(shard));
+/// # Ok(())
+/// # }
+/// ```
 pub struct DurablePersistence {
     requests: Sender<Request>,
     writer: Option<JoinHandle<()>>,

@@ -118,8 +118,7 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, PersistError
 
 /// Segments after the snapshot must be numbered `first, first + 1, ...` without gaps.
 fn check_sequence(dir: &Path, first: u64, live: &[u64]) -> Result<(), PersistError> {
-    let mut expected = first;
-    for &n in live {
+    for (expected, &n) in (first..).zip(live) {
         if n != expected {
             let reason = if expected == first && first == 1 {
                 format!("log segment {n} without the snapshot that must precede it")
@@ -128,7 +127,6 @@ fn check_sequence(dir: &Path, first: u64, live: &[u64]) -> Result<(), PersistErr
             };
             return Err(corrupt(dir, 0, &reason));
         }
-        expected += 1;
     }
     Ok(())
 }
