@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::format::{
     decode_name, decode_record_header, decode_shard_fixed, RecordHeader, RecordKind,
-    RECORD_HEADER_LEN, SHARD_FIXED_LEN,
+    RECORD_HEADER_LEN, RECORD_MAGIC, SHARD_FIXED_LEN,
 };
 use super::fs::FsFile;
 use super::index::Location;
@@ -158,20 +158,23 @@ impl<'f> ScanReader<'f> {
             let Some(window) = self.bytes(at, n)? else {
                 break;
             };
-            let window = window.to_vec();
+            // Every header start in this window; one straddling its end is seen in the next.
+            let starts = window.len() + 1 - RECORD_HEADER_LEN;
             let mut i = 0;
-            while i + RECORD_HEADER_LEN <= window.len() {
-                if window[i..i + 4] == super::format::RECORD_MAGIC {
-                    if let Ok(header) = decode_record_header(&window[i..i + RECORD_HEADER_LEN]) {
-                        if header.batch >= min_batch {
-                            return Ok(true);
-                        }
+            while i < starts {
+                let Some(skip) = window[i..starts].iter().position(|&b| b == RECORD_MAGIC[0])
+                else {
+                    break;
+                };
+                i += skip;
+                if let Ok(header) = decode_record_header(&window[i..i + RECORD_HEADER_LEN]) {
+                    if header.batch >= min_batch {
+                        return Ok(true);
                     }
                 }
                 i += 1;
             }
-            // Step so that a header straddling the window's end is seen in the next one.
-            at += (i.max(1)) as u64;
+            at += starts as u64;
         }
         Ok(false)
     }

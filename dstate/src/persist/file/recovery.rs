@@ -60,6 +60,12 @@ pub(crate) fn recover(fs: &dyn Fs, dir: &Path) -> Result<Recovered, PersistError
     }
     let live: Vec<u64> = segments.iter().copied().filter(|&n| n >= first).collect();
     check_sequence(dir, first, &live)?;
+    if base.is_some() && live.is_empty() {
+        // The segment after a snapshot is created, synced and in the directory before the
+        // snapshot is written: without it, whatever was saved after the snapshot is gone.
+        let reason = format!("log segment {first} after the snapshot is missing");
+        return Err(corrupt(dir, 0, &reason));
+    }
 
     let mut last_committed = 0u64;
     let mut active = None;

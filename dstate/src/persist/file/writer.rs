@@ -329,6 +329,10 @@ impl Writer {
         }
         let output = match result {
             Ok(output) => output,
+            Err(err) if running.abort.load(Ordering::Relaxed) => {
+                tracing::debug!(error = %err, "compaction stopped for shutdown");
+                return;
+            }
             Err(err) => return self.compaction_failed(err, running.waiters),
         };
         let covers = output.covers;
