@@ -180,13 +180,16 @@ fn recovery(c: &mut Criterion, filters: &[String]) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5));
-    // One copy in the log; two copies (the most the log holds before compaction with one
-    // such state); and the copy in a snapshot after compaction.
-    for (label, copies, compact) in [
-        ("log_1_copy", 1, false),
-        ("log_2_copies", 2, false),
-        ("snapshot", 1, true),
-    ] {
+    // One copy in the log (with a warm and a cold page cache); two copies (the most the log
+    // holds before compaction with one such state); and the copy in a snapshot after
+    // compaction.
+    let cases = [
+        ("log_1_copy", 1, false, false),
+        ("log_1_copy_cold_cache", 1, false, true),
+        ("log_2_copies", 2, false, false),
+        ("snapshot", 1, true, false),
+    ];
+    for (label, copies, compact, cold) in cases {
         if !wanted(filters, &format!("recovery_100MB/{label}")) {
             continue;
         }
@@ -206,6 +209,9 @@ fn recovery(c: &mut Criterion, filters: &[String]) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
+                    if cold {
+                        evict_from_page_cache(dir.path());
+                    }
                     let start = Instant::now();
                     let store = DurablePersistence::open(dir.path()).expect("open");
                     let loaded = runtime.block_on(store.load("big")).expect("load");
@@ -218,6 +224,16 @@ fn recovery(c: &mut Criterion, filters: &[String]) {
         });
     }
     group.finish();
+}
+
+/// Drop the (clean) pages of every file in `dir` from the page cache, so that the next read
+/// comes from the disk. Affects only these files.
+fn evict_from_page_cache(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("list") {
+        let file = File::open(entry.expect("entry").path()).expect("open");
+        file.sync_all().expect("sync");
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+    }
 }
 
 /// p50/p90/p99 of single-caller durable saves next to raw fdatasync, outside criterion.
