@@ -2,8 +2,10 @@
 //! beside a naive "write + fdatasync per save" baseline and the raw fdatasync latency of the
 //! same disk, plus the recovery time of a 100 MB shard.
 //!
-//! `cargo bench -p dstate --bench durable` (about three minutes). The last part prints latency
-//! percentiles measured outside criterion: 1-caller save latency against raw fdatasync.
+//! `cargo bench -p dstate --bench durable` (about three minutes). After the criterion groups,
+//! two passes print figures measured outside criterion, interleaving the durable store with
+//! its baseline so that both see the same disk: saves/s against the naive baseline, and
+//! 1-caller latency percentiles against raw append + fdatasync.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -96,9 +98,14 @@ fn open_log(dir: &Path) -> File {
         .expect("open naive log")
 }
 
-/// Whether a benchmark named `name` passes the command-line filters (substring match).
+/// Whether a benchmark named `name` passes the command-line filter (substrings separated by
+/// `|`, a subset of criterion's regular expressions), so that setup is skipped when not.
 fn wanted(filters: &[String], name: &str) -> bool {
-    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    filters.is_empty()
+        || filters
+            .iter()
+            .flat_map(|f| f.split('|'))
+            .any(|f| name.contains(f))
 }
 
 fn saves(c: &mut Criterion, filters: &[String]) {
@@ -236,45 +243,92 @@ fn evict_from_page_cache(dir: &Path) {
     }
 }
 
-/// p50/p90/p99 of single-caller durable saves next to raw fdatasync, outside criterion.
+/// p50/p90/p99 of single-caller durable saves against raw append + fdatasync of the same
+/// size, outside criterion. The two are interleaved sample by sample, so that both see the same
+/// disk: on a shared machine fdatasync latency drifts by an order of magnitude over seconds.
 fn latency_percentiles(samples: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
     let store = DurablePersistence::open(dir.path()).expect("open");
-    let report = |label: &str, mut lat: Vec<Duration>| {
-        lat.sort();
-        let at = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-        println!(
-            "latency {label:<28} p50 {:>8.1} us  p90 {:>8.1} us  p99 {:>8.1} us",
-            at(0.5),
-            at(0.9),
-            at(0.99)
-        );
-    };
     let mut raw = open_log(dir.path());
     for (label, len) in SIZES {
         let mut value = shard(len);
-        let durable: Vec<Duration> = (0..samples)
-            .map(|_| {
-                value.age = value.age.next();
-                let start = Instant::now();
-                runtime.block_on(store.save("one", &value)).expect("save");
-                start.elapsed()
-            })
-            .collect();
-        report(&format!("durable_1_caller_{label}"), durable);
         let record = vec![3u8; len + 54];
-        let naive: Vec<Duration> = (0..samples)
-            .map(|_| {
-                let start = Instant::now();
-                raw.write_all(&record).expect("write");
-                raw.sync_data().expect("sync");
-                start.elapsed()
-            })
-            .collect();
-        report(&format!("raw_append_fdatasync_{label}"), naive);
+        let mut durable = Vec::with_capacity(samples);
+        let mut naive = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            value.age = value.age.next();
+            let start = Instant::now();
+            runtime.block_on(store.save("one", &value)).expect("save");
+            durable.push(start.elapsed());
+            let start = Instant::now();
+            raw.write_all(&record).expect("write");
+            raw.sync_data().expect("sync");
+            naive.push(start.elapsed());
+        }
+        let d = percentiles(durable);
+        let n = percentiles(naive);
+        println!(
+            "latency {label:>4} durable 1 caller p50 {:>7.1} us p90 {:>7.1} us p99 {:>7.1} us | \
+             raw append+fdatasync p50 {:>7.1} us p90 {:>7.1} us p99 {:>7.1} us | p50 ratio {:.2}",
+            d[0],
+            d[1],
+            d[2],
+            n[0],
+            n[1],
+            n[2],
+            d[0] / n[0]
+        );
+    }
+}
+
+/// p50, p90 and p99 in microseconds.
+fn percentiles(mut samples: Vec<Duration>) -> [f64; 3] {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    [at(0.5), at(0.9), at(0.99)]
+}
+
+/// Saves/s of the durable store and of the naive baseline, measured in alternating slices of
+/// `slice` each, `rounds` times; prints the medians and their ratio.
+fn interleaved_throughput(rounds: usize, slice: Duration) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime");
+    for (label, len) in SIZES {
+        for callers in CALLERS {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Arc::new(DurablePersistence::open(dir.path()).expect("open"));
+            let file = Arc::new(Mutex::new(open_log(dir.path())));
+            let chunk = (callers * 4) as u64;
+            let rate = |run: &dyn Fn(u64) -> Duration| {
+                let (mut spent, mut done) = (Duration::ZERO, 0u64);
+                while spent < slice {
+                    spent += run(chunk);
+                    done += chunk;
+                }
+                done as f64 / spent.as_secs_f64()
+            };
+            let mut durable = Vec::with_capacity(rounds);
+            let mut naive = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                durable.push(rate(&|n| durable_run(&runtime, &store, callers, len, n)));
+                naive.push(rate(&|n| naive_run(&file, callers, len, n)));
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (d, n) = (median(durable), median(naive));
+            println!(
+                "interleaved {label:>4} {callers:>2} callers: durable {d:>9.0} saves/s, \
+                 naive {n:>8.0} saves/s, ratio {:.1}",
+                d / n
+            );
+        }
     }
 }
 
@@ -291,7 +345,16 @@ fn main() {
     raw_fsync(&mut criterion, &filters);
     recovery(&mut criterion, &filters);
     criterion.final_summary();
-    if !args.iter().any(|a| a == "--list") && wanted(&filters, "latency_percentiles") {
-        latency_percentiles(if quick { 10 } else { 2000 });
+    let listing = args.iter().any(|a| a == "--list");
+    if !listing && wanted(&filters, "interleaved_throughput") {
+        let (rounds, slice) = if quick {
+            (1, Duration::from_nanos(1))
+        } else {
+            (21, Duration::from_millis(50))
+        };
+        interleaved_throughput(rounds, slice);
+    }
+    if !listing && wanted(&filters, "latency_percentiles") {
+        latency_percentiles(if quick { 10 } else { 1000 });
     }
 }
