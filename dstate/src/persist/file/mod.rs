@@ -70,6 +70,9 @@ use crate::runtime::BoxFuture;
 ///   [compaction threshold](DurableOptions::compaction_threshold) and the live data, the latest
 ///   record of every state is copied into a new snapshot in the background and older files are
 ///   removed: the files stay below about twice the live data plus the threshold.
+/// - **Order.** Saves are applied in the order their futures were first polled; of concurrent
+///   saves of one state, the one queued last wins. The work of a save (copying and
+///   checksumming the state) starts at its first poll, on the caller's thread.
 /// - **Storage versions** are stored and returned as given; migrating older ones is the
 ///   host's job (`migrate_state`).
 ///

@@ -303,8 +303,12 @@ impl Writer {
         let spawned = std::thread::Builder::new()
             .name("dstate-compact".to_owned())
             .spawn(move || {
+                // A panic would be a bug here; it still must not leave the writer waiting for
+                // this report forever.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
+                    .unwrap_or_else(|_| Err(internal("compaction panicked")));
                 // The writer waits for this report before it stops, so it is received.
-                let _ignored = report.send(Request::CompactionDone(job.run()));
+                let _ignored = report.send(Request::CompactionDone(result));
             });
         match spawned {
             Ok(thread) => {
