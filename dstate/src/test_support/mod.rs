@@ -1,6 +1,7 @@
 //! Everything a test needs to run dstate without a network: a virtual clock, an in-process
 //! runtime and transport, test state types, and a deterministic simulated cluster.
 
+pub mod sim;
 pub mod test_clock;
 
 mod network;
