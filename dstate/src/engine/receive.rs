@@ -28,6 +28,16 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         peer.counters.frames_in += 1;
         peer.counters.bytes_in += size;
         let generation = frame.generation;
+        let carries_own_generation = matches!(
+            frame.kind,
+            FrameKind::Snapshot { .. }
+                | FrameKind::SnapshotChunk { .. }
+                | FrameKind::Delta
+                | FrameKind::Current
+        );
+        if carries_own_generation && self.from_previous_lifetime(from, generation) {
+            return;
+        }
         match frame.kind {
             FrameKind::Snapshot { ack } => self.on_snapshot(
                 now,
@@ -81,7 +91,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
 
     /// A change-feed notice or heartbeat entry: `from`'s shard is at `generation`.
     pub fn handle_notice(&mut self, now: Instant, from: NodeId, generation: Generation) {
-        if from == self.local {
+        if from == self.local || self.from_previous_lifetime(from, generation) {
             return;
         }
         if self.retire_if_older(from, generation) {
@@ -261,6 +271,23 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             VersionMismatchPolicy::DropAndWait => {}
             _ => self.request_snapshot(now, from, true),
         }
+    }
+
+    /// True (and counted as stale) when `generation` belongs to a lifetime of `from` older
+    /// than the newest one heard, even if that older view was already retired: a late frame
+    /// of a previous process must not bring its ghost back. Otherwise remembers the newest
+    /// incarnation heard.
+    fn from_previous_lifetime(&mut self, from: NodeId, generation: Generation) -> bool {
+        let peer = self.peer_mut(from);
+        if peer
+            .newest_incarnation
+            .is_some_and(|newest| generation.incarnation < newest)
+        {
+            peer.counters.stale_discarded += 1;
+            return true;
+        }
+        peer.newest_incarnation = Some(generation.incarnation);
+        false
     }
 
     /// A message of a newer incarnation retires the held view at once (no ghost).

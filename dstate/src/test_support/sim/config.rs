@@ -19,6 +19,7 @@ pub struct SimConfig {
     pub(super) links: LinkFaults,
     pub(super) persistence: bool,
     pub(super) save_delay: (Duration, Duration),
+    pub(super) late_frames: bool,
     pub(super) max_steps_per_instant: u64,
 }
 
@@ -38,6 +39,8 @@ impl SimConfig {
             persistence: false,
             // A fast local disk: saves finish within a few milliseconds.
             save_delay: (Duration::from_millis(1), Duration::from_millis(5)),
+            // Off: ractor_cluster and kameo tie frames to a connection of one process.
+            late_frames: false,
             // Far beyond any legitimate burst at one instant; reaching it means a livelock.
             max_steps_per_instant: 100_000,
         }
@@ -77,6 +80,14 @@ impl SimConfig {
     /// How long a simulated save takes, drawn uniformly from `min..=max`.
     pub fn with_save_delay(mut self, min: Duration, max: Duration) -> Self {
         self.save_delay = (min.min(max), min.max(max));
+        self
+    }
+
+    /// Whether frames a node's previous process sent may still arrive after its new process
+    /// joined (a transport whose connections do not fence off a restarted peer). Engines must
+    /// then discard them as a previous lifetime and never resurrect a retired incarnation.
+    pub fn with_late_frames_from_previous_processes(mut self, enabled: bool) -> Self {
+        self.late_frames = enabled;
         self
     }
 

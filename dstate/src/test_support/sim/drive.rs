@@ -3,7 +3,11 @@
 //!
 //! Node-level frames are handled as the real host's control actor does
 //! (`node/control.rs`): heartbeats carry the node's own generations and feed liveness,
-//! change-feed batches carry notices, both are routed to the engine as notices.
+//! change-feed batches carry notices, both are routed to the engine as notices. One
+//! difference: a node-level frame of a peer's *previous* process (possible only with
+//! [`SimConfig::with_late_frames_from_previous_processes`](super::SimConfig)) is ignored,
+//! where `control.rs` would re-join the peer under that old incarnation and then drop every
+//! frame of its current process.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -256,6 +260,7 @@ where
                 node.members.insert(peer, incarnation);
                 node.liveness.handle_joined(now, peer);
                 node.engine.handle_peer_up(now, peer, incarnation);
+                self.checker.joined(observer, peer);
             }
             MemberEvent::Down(peer) => {
                 node.members.remove(&peer);
@@ -291,10 +296,17 @@ where
             return;
         };
         let (from, to) = (message.from, message.to);
+        let late_frames = self.config.late_frames;
         let open = self.nodes.get(&to).is_some_and(|n| {
+            // The receiver takes frames from the sender's process it knows, and, when late
+            // frames are modelled, from that node's earlier processes too.
+            let sender_known = n.members.get(&from).is_some_and(|known| {
+                *known == message.from_incarnation
+                    || (late_frames && message.from_incarnation < *known)
+            });
             n.status == NodeStatus::Running
                 && n.incarnation == message.to_incarnation
-                && n.members.get(&from) == Some(&message.from_incarnation)
+                && sender_known
         });
         if !open || self.faults.is_cut(from, to) {
             self.stats.frames_unreachable += 1;
@@ -348,6 +360,11 @@ where
         };
         let incarnation = frame.generation.incarnation;
         let known = node.members.get(&from).copied();
+        if known.is_some_and(|known| incarnation < known) {
+            // A late frame of the peer's previous process. (The host's control actor would
+            // re-join the peer with that old incarnation here: reported, see the module docs.)
+            return;
+        }
         match frame.kind {
             FrameKind::Heartbeat => {
                 let back = node.liveness.handle_heard(now, from);

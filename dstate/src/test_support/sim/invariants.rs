@@ -96,9 +96,14 @@ where
         self.departed.insert((observer, source));
     }
 
-    /// `node` started a new process: it rejoins, and as an observer it starts from nothing.
+    /// `observer` processed `source` joining (again).
+    pub(super) fn joined(&mut self, observer: NodeId, source: NodeId) {
+        self.departed.remove(&(observer, source));
+    }
+
+    /// `node` started a new process: as an observer it starts from nothing.
     pub(super) fn restarted(&mut self, node: NodeId) {
-        self.departed.retain(|(o, s)| *s != node && *o != node);
+        self.departed.retain(|(o, _)| *o != node);
         self.held.retain(|(o, _), _| *o != node);
         self.heard.retain(|(o, _), _| *o != node);
     }

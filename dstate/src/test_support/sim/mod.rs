@@ -305,6 +305,11 @@ where
         true
     }
 
+    /// When the next step is due (`None` when nothing is scheduled).
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.next_event().map(|at| self.base + at)
+    }
+
     /// Take every step due up to `deadline`, then move the clock to it.
     ///
     /// # Panics
