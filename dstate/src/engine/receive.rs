@@ -35,7 +35,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
                 | FrameKind::Delta
                 | FrameKind::Current
         );
-        if carries_own_generation && self.from_previous_lifetime(from, generation) {
+        if carries_own_generation && self.discard_previous_lifetime(from, generation) {
             return;
         }
         match frame.kind {
@@ -91,7 +91,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
 
     /// A change-feed notice or heartbeat entry: `from`'s shard is at `generation`.
     pub fn handle_notice(&mut self, now: Instant, from: NodeId, generation: Generation) {
-        if from == self.local || self.from_previous_lifetime(from, generation) {
+        if from == self.local || self.discard_previous_lifetime(from, generation) {
             return;
         }
         if self.retire_if_older(from, generation) {
@@ -277,7 +277,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     /// than the newest one heard, even if that older view was already retired: a late frame
     /// of a previous process must not bring its ghost back. Otherwise remembers the newest
     /// incarnation heard.
-    fn from_previous_lifetime(&mut self, from: NodeId, generation: Generation) -> bool {
+    fn discard_previous_lifetime(&mut self, from: NodeId, generation: Generation) -> bool {
         let peer = self.peer_mut(from);
         if peer
             .newest_incarnation
