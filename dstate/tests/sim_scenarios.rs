@@ -591,3 +591,46 @@ fn late_frames_of_a_previous_process_never_bring_its_ghost_back() {
     }
     for_both_models!(run);
 }
+
+#[test]
+fn absurd_operations_are_skipped_or_bounded_never_a_panic() {
+    use dstate::test_support::sim::SimError;
+    let mut sim = Sim::<TestDeltaState>::new(SimConfig::new(0, 3), TestDeltaInner::default());
+    assert_eq!(sim.node_ids(), vec![N1], "at least one node");
+    sim.restart(N2, false).expect_err("unknown");
+    let ops = vec![
+        Op::Mutate {
+            node: NodeId(99),
+            change: TestDeltaChange::Add(1),
+        },
+        Op::Restart {
+            node: NodeId(99),
+            persisted: true,
+        },
+        Op::Resume { node: N1 },
+        Op::SetFaults(LinkFaults::reliable().with_delay(Duration::MAX, Duration::MAX)),
+        Op::Partition {
+            a: vec![N1],
+            b: vec![N1],
+        },
+        // Frames due past the horizon never arrive; time itself still moves.
+        Op::Mutate {
+            node: N1,
+            change: TestDeltaChange::Add(1),
+        },
+        Op::Advance(Duration::from_secs(60)),
+        Op::Leave { node: N1 },
+        Op::Leave { node: N1 },
+    ];
+    let skipped = sim.run_ops(&ops, apply_delta);
+    assert_eq!(
+        skipped,
+        vec![
+            (0, SimError::UnknownNode(NodeId(99))),
+            (1, SimError::UnknownNode(NodeId(99))),
+            (2, SimError::NotRunning(N1)),
+            (8, SimError::NotRunning(N1)),
+        ]
+    );
+    assert_eq!(sim.elapsed(), Duration::from_secs(60));
+}

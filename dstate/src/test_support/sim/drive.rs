@@ -1,5 +1,5 @@
-//! The simulation's drive loop: booting nodes, membership, delivering frames, firing timers,
-//! draining engine outputs, checking invariants.
+//! The simulation's drive loop: delivering frames, firing timers, draining engine outputs,
+//! checking invariants.
 //!
 //! Node-level frames are handled as the real host's control actor does
 //! (`node/control.rs`): heartbeats carry the node's own generations and feed liveness,
@@ -9,7 +9,6 @@
 //! where `control.rs` would re-join the peer under that old incarnation and then drop every
 //! frame of its current process.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
@@ -18,19 +17,17 @@ use rand::Rng;
 
 use super::invariants::Violation;
 use super::network::Message;
-use super::node::{MemberEvent, NodeStatus, PendingSave, SimNode, SimTag};
+use super::node::{MemberEvent, NodeStatus, PendingSave, SimTag};
 use super::{MutationId, QueryId, Sim, SimError};
-use crate::engine::{Engine, EngineEvent, PersistRequest, Start};
+use crate::engine::{EngineEvent, PersistRequest};
 use crate::error::PersistError;
-use crate::feed::ChangeFeed;
-use crate::ids::{Age, Generation, Incarnation, NodeId};
-use crate::liveness::Liveness;
-use crate::persist::PersistedShard;
-use crate::state::{DeltaDistributedState, DeserializeError};
+use crate::ids::{Age, Generation, NodeId};
+use crate::state::DeltaDistributedState;
 use crate::wire::{self, Frame, FrameKind, Notice};
 
-/// Virtual wall clock at the start of every run (what incarnations are drawn from).
-const WALL_START_MILLIS: u64 = 1_700_000_000_000;
+/// Virtual time never goes past this (about 136 years): events due later never happen, so
+/// huge delays or advances cannot overflow `Instant` arithmetic.
+pub(super) const HORIZON: Duration = Duration::from_secs(1 << 32);
 
 impl<D> Sim<D>
 where
@@ -42,6 +39,7 @@ where
     }
 
     pub(super) fn set_now(&mut self, at: Duration) {
+        let at = at.min(HORIZON);
         if at > self.now {
             self.now = at;
             self.steps_at_now = 0;
@@ -86,200 +84,11 @@ where
         }
     }
 
-    fn wall_millis(&self) -> u64 {
-        WALL_START_MILLIS.saturating_add(u64::try_from(self.now.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    /// A new process for `id`; `previous` is the process it replaces (its disk kept or wiped
-    /// by the caller).
-    pub(super) fn boot(&mut self, id: NodeId, previous: Option<SimNode<D>>) -> SimNode<D> {
-        let wall = self.wall_millis();
-        let incarnation = Incarnation::next_after(previous.as_ref().map(|p| p.incarnation), wall);
-        let store = previous.as_ref().and_then(|p| p.store.clone());
-        let earlier_shard = previous.as_ref().map(|p| p.shard_incarnation);
-        let start = self.start_from(id, store.as_ref(), earlier_shard, wall);
-        let acknowledged = previous.and_then(|p| p.acknowledged).filter(|acked| {
-            // A loaded shard continues its lifetime; a fresh one starts a new one.
-            acked.incarnation == start.generation.incarnation
-        });
-        if let (Some(acked), Some(stored)) = (acknowledged, store.as_ref()) {
-            let loaded = Generation::new(stored.incarnation, stored.age);
-            if loaded < acked {
-                self.checker.problem(format!(
-                    "{id} acknowledged {acked} but restarted from its disk at {loaded}"
-                ));
-            }
-        }
-        self.checker
-            .record(id, start.generation, D::project_view(&start.state));
-        let shard_incarnation = start.generation.incarnation;
-        let mut engine = Engine::new(
-            id,
-            self.config.state.clone(),
-            self.config.limits,
-            start,
-            self.instant(),
-        );
-        engine.set_view_events(false);
-        let node_config = &self.config.node;
-        let interval = u64::try_from(node_config.heartbeat_interval.as_micros()).unwrap_or(1);
-        let stagger = Duration::from_micros(self.rng.gen_range(0..interval.max(1)));
-        SimNode {
-            id,
-            incarnation,
-            status: NodeStatus::Running,
-            engine,
-            feed: ChangeFeed::new(id, node_config.feed_batch_interval),
-            liveness: Liveness::new(node_config.liveness_deadline()),
-            members: Default::default(),
-            heartbeat_at: self.now + stagger,
-            saves: VecDeque::new(),
-            store,
-            failing_saves: 0,
-            mailbox: Vec::new(),
-            shard_incarnation,
-            acknowledged,
-        }
-    }
-
-    /// The shard a new process starts from: the disk's if persistence is on and it decodes,
-    /// otherwise the initial state under an incarnation newer than any earlier one.
-    fn start_from(
-        &mut self,
-        id: NodeId,
-        store: Option<&PersistedShard>,
-        earlier: Option<Incarnation>,
-        wall: u64,
-    ) -> Start<D::State> {
-        let persistent = self.config.persistence;
-        let mut earlier = earlier;
-        if let Some(stored) = store.filter(|_| persistent) {
-            match decode_stored::<D>(stored) {
-                Ok(state) => {
-                    return Start {
-                        state,
-                        generation: Generation::new(stored.incarnation, stored.age),
-                        persistent,
-                    }
-                }
-                Err(error) => {
-                    self.checker
-                        .problem(format!("{id}'s stored shard does not decode: {error}"));
-                    earlier = earlier.max(Some(stored.incarnation));
-                }
-            }
-        }
-        Start {
-            state: self.initial.clone(),
-            generation: Generation::new(Incarnation::next_after(earlier, wall), Age(0)),
-            persistent,
-        }
-    }
-
-    /// Replace `id`'s (dead) process with a new one and announce it.
-    pub(super) fn reboot(&mut self, id: NodeId, persisted: bool) {
-        let Some(mut old) = self.nodes.remove(&id) else {
-            return;
-        };
-        if !persisted {
-            old.store = None;
-        }
-        let node = self.boot(id, Some(old));
-        let incarnation = node.incarnation;
-        self.nodes.insert(id, node);
-        self.checker.restarted(id);
-        self.announce(id, MemberEvent::Up(id, incarnation));
-        self.join_members(id);
-    }
-
-    /// `id` crashes: reported down to every peer.
-    pub(super) fn kill(&mut self, id: NodeId) {
-        if let Some(node) = self.nodes.get_mut(&id) {
-            node.status = NodeStatus::Crashed;
-            node.saves.clear();
-            node.mailbox.clear();
-        }
-        self.announce(id, MemberEvent::Down(id));
-    }
-
-    /// A hung `id` runs again and catches up with the membership changes it missed.
-    pub(super) fn wake(&mut self, id: NodeId) {
-        let missed = match self.nodes.get_mut(&id) {
-            Some(node) => {
-                node.status = NodeStatus::Running;
-                std::mem::take(&mut node.mailbox)
-            }
-            None => return,
-        };
-        for event in missed {
-            self.apply_member_event(id, event);
-        }
-    }
-
-    /// `id` learns every current member.
-    pub(super) fn join_members(&mut self, id: NodeId) {
-        let peers: Vec<(NodeId, Incarnation)> = self
-            .nodes
-            .values()
-            .filter(|n| n.id != id && n.status.is_member())
-            .map(|n| (n.id, n.incarnation))
-            .collect();
-        for (peer, incarnation) in peers {
-            self.apply_member_event(id, MemberEvent::Up(peer, incarnation));
-        }
-    }
-
-    /// The membership layer reports `event` about `source` to every other member.
-    pub(super) fn announce(&mut self, source: NodeId, event: MemberEvent) {
-        let observers: Vec<(NodeId, NodeStatus)> = self
-            .nodes
-            .values()
-            .filter(|n| n.id != source)
-            .map(|n| (n.id, n.status))
-            .collect();
-        for (observer, status) in observers {
-            match status {
-                NodeStatus::Running => self.apply_member_event(observer, event),
-                NodeStatus::Hung => {
-                    if let Some(node) = self.nodes.get_mut(&observer) {
-                        node.mailbox.push(event);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn apply_member_event(&mut self, observer: NodeId, event: MemberEvent) {
-        let now = self.instant();
-        let Some(node) = self.nodes.get_mut(&observer) else {
-            return;
-        };
-        match event {
-            MemberEvent::Up(peer, incarnation) => {
-                node.members.insert(peer, incarnation);
-                node.liveness.handle_joined(now, peer);
-                node.engine.handle_peer_up(now, peer, incarnation);
-                self.checker.joined(observer, peer);
-            }
-            MemberEvent::Down(peer) => {
-                node.members.remove(&peer);
-                node.liveness.handle_left(peer);
-                node.engine.handle_peer_down(now, peer);
-            }
-            MemberEvent::Left(peer) => {
-                node.members.remove(&peer);
-                node.liveness.handle_left(peer);
-                node.engine.handle_peer_left(now, peer);
-                self.checker.left(observer, peer);
-            }
-        }
-    }
-
     /// When the next frame arrives or the next timer fires.
     pub(super) fn next_event(&self) -> Option<Duration> {
         let timers = self.nodes.values().filter_map(|n| n.next_timer(self.base));
-        self.network.next_at().into_iter().chain(timers).min()
+        let next = self.network.next_at().into_iter().chain(timers).min();
+        next.filter(|at| *at <= HORIZON)
     }
 
     /// The first node (by id) with a timer due now.
@@ -420,7 +229,7 @@ where
         node.feed.handle_timeout(now);
         let batch = node.feed.poll_batch();
         let heartbeat = (node.heartbeat_at <= at).then(|| {
-            node.heartbeat_at = at + interval.max(Duration::from_micros(1));
+            node.heartbeat_at = at.saturating_add(interval.max(Duration::from_micros(1)));
             Notice {
                 state: D::name().to_owned(),
                 source: id,
@@ -478,7 +287,7 @@ where
         let fail = node.failing_saves > 0;
         node.failing_saves = node.failing_saves.saturating_sub(1);
         node.saves.push_back(PendingSave {
-            at: after.max(now) + delay,
+            at: after.max(now).saturating_add(delay),
             request,
             fail,
         });
@@ -632,19 +441,5 @@ where
         if !problems.is_empty() {
             panic!("invariant violated: {}", self.violation(problems));
         }
-    }
-}
-
-/// Decode a stored shard as the host's loader does (migrating older storage versions).
-fn decode_stored<D: DeltaDistributedState>(
-    stored: &PersistedShard,
-) -> Result<D::State, DeserializeError> {
-    use std::cmp::Ordering;
-    match stored.storage_version.cmp(&D::STORAGE_VERSION) {
-        Ordering::Equal => D::deserialize_state(&stored.state, stored.storage_version),
-        Ordering::Less => D::migrate_state(&stored.state, stored.storage_version),
-        Ordering::Greater => Err(DeserializeError::UnsupportedVersion {
-            version: stored.storage_version,
-        }),
     }
 }

@@ -1,24 +1,6 @@
 //! What must hold after every step of a simulated run, and what "converged" means.
 //!
-//! Checked after every step (a violation makes [`Sim::step`](super::Sim::step) panic):
-//!
-//! 1. **Own view.** A node's own view is `project_view` of its committed state, at its
-//!    committed generation (so the deltas the owner applied to its own view agree with the
-//!    projection).
-//! 2. **No invented data.** Every view a node holds of a peer, at generation `g`, equals the
-//!    view that peer's owner had when it committed `g`; a generation the owner never
-//!    committed is never held.
-//! 3. **Monotonic generations.** The generation a node holds for a peer never goes backwards
-//!    during the observer's lifetime (not even across removal and re-installation).
-//! 4. **No ghost.** Once a node has received anything of a peer's newer incarnation, it
-//!    never holds a view of an older one.
-//! 5. **Leave is final.** After a node processed a peer's graceful leave, it holds no view of
-//!    that peer until the peer rejoins.
-//! 6. **Corruption is caught.** Every corrupted frame is rejected by the decoder and every
-//!    intact frame decodes.
-//! 7. **Durability.** A node restarted from its persisted shard comes back at a generation
-//!    at least as new as every mutation it acknowledged.
-//! 8. **Progress.** Time advances: a bounded number of steps happen at one instant.
+//! The invariants themselves are listed and numbered in the `sim` module docs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;

@@ -8,16 +8,52 @@
 //! travel as bytes through per-link faults (loss, duplication, reordering, delay, corruption,
 //! partitions); nodes crash, hang, restart with or without their persisted shard, and leave.
 //!
-//! Nothing sleeps and nothing reads a clock: time is virtual and only moves when
+//! Nothing sleeps and no clock drives the run: time is virtual (an offset from one `Instant`
+//! taken at construction, whose value nothing depends on) and only moves when
 //! [`step`](Sim::step), [`advance`](Sim::advance) or [`run_until`](Sim::run_until) reach the
 //! next due event; every random choice comes from one `SmallRng` seeded from
 //! [`SimConfig::new`]. The same seed and the same operations replay the same run.
 //!
-//! After every step the simulation checks the invariants listed in the `invariants` module
-//! docs: own views equal the projected state, held views equal what their owner committed at
-//! that generation, generations never go backwards, no ghost of an older incarnation, no view
-//! of a node that left, corrupted frames are always rejected, acknowledged mutations survive a
-//! persisted restart. A violation panics with the seed (these are test assertions).
+//! # Model
+//!
+//! - **Membership** comes from a simulated cluster layer, as ractor_cluster or kameo would
+//!   report it: a crash is reported down to every peer at once, a restart announces the new
+//!   process incarnation, a graceful leave is reported as a leave. A hang is reported to
+//!   nobody: peers find out through missed heartbeats ([`Liveness`](crate::liveness::Liveness)).
+//! - **Frames** are tied to the connection of one sender process and one receiver process:
+//!   frames to a crashed, hung or replaced process are lost, and frames of a previous
+//!   process are dropped unless
+//!   [`SimConfig::with_late_frames_from_previous_processes`] says otherwise.
+//! - **Sends** on a cut link are refused and the engine hears of it
+//!   ([`handle_send_failed`](crate::engine::Engine::handle_send_failed)), like a transport
+//!   without a connection; frames already in flight on a link that is cut are lost.
+//! - **Disk**: each save completes after a drawn delay (or fails on demand), in order; a
+//!   crash loses the save in flight but keeps the disk. A restart with persisted state loads
+//!   the disk (keeping incarnation and age); without, the disk is wiped and the shard starts
+//!   fresh under a newer incarnation.
+//!
+//! # Invariants
+//!
+//! Checked after every step; a violation panics with the seed (these are test assertions):
+//!
+//! 1. a node's own view is `project_view` of its committed state, at its committed
+//!    generation;
+//! 2. every view a node holds of a peer at generation `g` equals the view that peer had when
+//!    it committed `g` (a generation never committed is never held): deltas applied by
+//!    receivers agree with the owner's projection;
+//! 3. the generation a node holds for a peer never goes backwards during the observer's
+//!    lifetime;
+//! 4. no ghost: once a node received anything of a peer's newer incarnation, it never holds
+//!    a view of an older one;
+//! 5. after a node processed a peer's graceful leave, it holds no view of that peer until
+//!    the peer rejoins;
+//! 6. every corrupted frame is rejected by the decoder, every intact frame decodes;
+//! 7. a node restarted from its disk comes back at a generation at least as new as every
+//!    mutation it acknowledged;
+//! 8. time advances: a bounded number of steps happen at one instant (no livelock).
+//!
+//! [`Sim::check_converged`] states what "converged" means, and [`Sim::settle`] how the
+//! cluster gets there once the faults stop.
 //!
 //! Scenarios are data: a list of [`Op`]s run by [`Sim::run_ops`], which proptest can generate
 //! as easily as a test can write.
@@ -54,6 +90,7 @@ mod drive;
 mod faults;
 mod invariants;
 mod laws;
+mod lifecycle;
 mod network;
 mod node;
 mod scenario;
@@ -310,26 +347,32 @@ where
         self.next_event().map(|at| self.base + at)
     }
 
-    /// Take every step due up to `deadline`, then move the clock to it.
-    ///
-    /// # Panics
-    ///
-    /// As [`step`](Self::step).
-    pub fn run_until(&mut self, deadline: Instant) {
-        let target = deadline.saturating_duration_since(self.base);
+    fn run_to(&mut self, target: Duration) {
+        let target = target.min(drive::HORIZON);
         while self.next_event().is_some_and(|at| at <= target) {
             self.step();
         }
         self.set_now(target);
     }
 
-    /// Let `by` of virtual time pass, taking every step due.
+    /// Take every step due up to `deadline`, then move the clock to it.
+    ///
+    /// # Panics
+    ///
+    /// As [`step`](Self::step).
+    pub fn run_until(&mut self, deadline: Instant) {
+        self.run_to(deadline.saturating_duration_since(self.base));
+    }
+
+    /// Let `by` of virtual time pass, taking every step due. The cost grows with the time
+    /// crossed (every node's heartbeat ticks each interval); time stops at a horizon of
+    /// about 136 years.
     ///
     /// # Panics
     ///
     /// As [`step`](Self::step).
     pub fn advance(&mut self, by: Duration) {
-        self.run_until(self.instant() + by);
+        self.run_to(self.now.saturating_add(by));
     }
 
     /// Stop the faults and let the cluster repair itself: heal partitions, stop loss,
@@ -360,14 +403,22 @@ where
         self.finish_step();
         let node = &self.config.node;
         let state = &self.config.state;
-        let round_trip = 4 * self.faults.max_delay() + 4 * self.config.save_delay.1;
+        let round_trip = (self
+            .faults
+            .max_delay()
+            .saturating_add(self.config.save_delay.1))
+        .saturating_mul(4);
         let periodic = state.strategy.periodic_full_sync.unwrap_or_default();
-        let repair = node.liveness_deadline()
-            + 2 * node.heartbeat_interval
-            + node.feed_batch_interval
-            + state.pull_timeout
-            + 2 * periodic
-            + 2 * round_trip;
+        let repair = [
+            node.liveness_deadline(),
+            node.heartbeat_interval.saturating_mul(2),
+            node.feed_batch_interval,
+            state.pull_timeout,
+            periodic.saturating_mul(2),
+            round_trip.saturating_mul(2),
+        ]
+        .into_iter()
+        .fold(Duration::ZERO, Duration::saturating_add);
         let pull_timeout = state.pull_timeout;
         self.advance(repair);
         let running: Vec<NodeId> = self.running_nodes();
@@ -375,7 +426,7 @@ where
             // Running was just checked; a query cannot fail.
             let _ = self.query(id, Duration::ZERO);
         }
-        self.advance(pull_timeout + 2 * round_trip);
+        self.advance(pull_timeout.saturating_add(round_trip.saturating_mul(2)));
     }
 
     /// Whether the views have converged: every running node holds, for every other running

@@ -60,7 +60,7 @@ impl Network {
         };
         let link = (message.from, message.to);
         for arrival in arrivals {
-            let mut at = now + arrival.delay;
+            let mut at = now.saturating_add(arrival.delay);
             if faults.is_in_order() {
                 at = at.max(self.last.get(&link).copied().unwrap_or_default());
             }
