@@ -235,6 +235,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             .and_then(|v| v.pending)
             .filter(|p| *p > generation);
         self.peer_mut(from).pull_until = None;
+        self.removed.remove(&from);
         self.set_view(StateViewObject {
             source: from,
             generation,
@@ -274,14 +275,21 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     }
 
     /// True (and counted as stale) when `generation` belongs to a lifetime of `from` older
-    /// than the newest one heard, even if that older view was already retired: a late frame
-    /// of a previous process must not bring its ghost back. Otherwise remembers the newest
+    /// than the newest one heard, even if that older view was already retired, or is older
+    /// than the view removed last while none is held: a late frame of a previous process must
+    /// not bring its ghost back nor take a view back in time. Otherwise remembers the newest
     /// incarnation heard.
     fn discard_previous_lifetime(&mut self, from: NodeId, generation: Generation) -> bool {
+        let older_than_removed = self.held(from).is_none()
+            && self
+                .removed
+                .get(&from)
+                .is_some_and(|removed| generation < *removed);
         let peer = self.peer_mut(from);
-        if peer
-            .newest_incarnation
-            .is_some_and(|newest| generation.incarnation < newest)
+        if older_than_removed
+            || peer
+                .newest_incarnation
+                .is_some_and(|newest| generation.incarnation < newest)
         {
             peer.counters.stale_discarded += 1;
             return true;
