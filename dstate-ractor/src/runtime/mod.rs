@@ -99,9 +99,8 @@ impl<M: Send + 'static> RactorRef<M> {
     /// A typed reference for a local group member, if it takes `M`.
     fn from_cell(cell: ActorCell) -> Option<Self> {
         let is_local = matches!(cell.get_id(), ActorId::Local(_));
-        (is_local && cell.is_message_type_of::<Envelope<M>>() == Some(true)).then(|| RactorRef {
-            inner: cell.into(),
-        })
+        (is_local && cell.is_message_type_of::<Envelope<M>>() == Some(true))
+            .then(|| RactorRef { inner: cell.into() })
     }
 }
 

@@ -63,10 +63,15 @@ async fn send_after_stop_hands_the_message_back() {
     actor.send("before".into()).expect("mailbox open");
     assert_eq!(next(&mut rx).await, "before");
     actor.stop();
-    let err = actor.send("after".into()).expect_err("stopped actor refuses");
+    let err = actor
+        .send("after".into())
+        .expect_err("stopped actor refuses");
     assert_eq!(err.0, "after");
     // The closure (and its sender) is dropped once the actor has stopped.
-    assert!(timeout(DEADLINE, rx.recv()).await.expect("actor ends").is_none());
+    assert!(timeout(DEADLINE, rx.recv())
+        .await
+        .expect("actor ends")
+        .is_none());
 }
 
 #[tokio::test(start_paused = true)]

@@ -61,7 +61,8 @@ impl RactorTimer {
         // A zero period would spin; tokio rejects it, so clamp to the smallest tick.
         let period = period.max(Duration::from_millis(1));
         let task = handle.spawn(async move {
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             // A late tick is delivered once, not as a burst of missed ticks.
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
@@ -97,5 +98,7 @@ impl TimerHandle for RactorTimer {
 
 /// Lock ignoring poison: the guarded values are plain flags that stay valid after a panic.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
