@@ -56,8 +56,15 @@ struct Entry {
 }
 
 /// The adapter's address book.
+///
+/// Two nodes that know each other's address would dial each other at the same moment, and
+/// ractor_cluster then closes one of the two sessions, possibly one that already carried
+/// the peer. So an address whose owner has a *higher* node id is dialled only after
+/// `defer` (the owner is expected to dial first); towards lower ids, at once.
 #[derive(Debug)]
 pub(crate) struct AddressBook {
+    me: NodeId,
+    defer: Duration,
     entries: HashMap<String, Entry>,
     min_backoff: Duration,
     max_backoff: Duration,
@@ -65,9 +72,17 @@ pub(crate) struct AddressBook {
 }
 
 impl AddressBook {
-    /// An empty book; `seed` feeds the backoff jitter.
-    pub(crate) fn new(min_backoff: Duration, max_backoff: Duration, seed: u64) -> Self {
+    /// An empty book for node `me`; `seed` feeds the backoff jitter.
+    pub(crate) fn new(
+        me: NodeId,
+        min_backoff: Duration,
+        max_backoff: Duration,
+        defer: Duration,
+        seed: u64,
+    ) -> Self {
         AddressBook {
+            me,
+            defer,
             entries: HashMap::new(),
             min_backoff,
             max_backoff: max_backoff.max(min_backoff),
@@ -90,25 +105,25 @@ impl AddressBook {
             });
     }
 
-    /// An address a peer advertised (its own when `owner` is set, gossip otherwise).
-    pub(crate) fn learn(&mut self, address: String, owner: Option<NodeId>, now: Instant) {
-        if let Some(owner) = owner {
-            // A node advertises one address per lifetime: drop what it advertised before.
-            self.entries.retain(|addr, entry| {
-                entry.origin == Origin::Seed || entry.owner != Some(owner) || *addr == address
-            });
+    /// The address `owner` advertises (in its hello, or gossiped by another peer).
+    pub(crate) fn learn(&mut self, address: String, owner: NodeId, now: Instant) {
+        if owner == self.me {
+            return;
         }
+        // A node advertises one address per lifetime: drop what it advertised before.
+        self.entries.retain(|addr, entry| {
+            entry.origin == Origin::Seed || entry.owner != Some(owner) || *addr == address
+        });
         let backoff = self.min_backoff;
+        let next = now + self.first_delay(owner);
         let entry = self.entries.entry(address).or_insert(Entry {
             origin: Origin::Learned,
             owner: None,
-            state: State::Idle { next: now },
+            state: State::Idle { next },
             backoff,
             failures: 0,
         });
-        if owner.is_some() {
-            entry.owner = owner;
-        }
+        entry.owner = Some(owner);
     }
 
     /// Addresses due for a dial now; they move to "dialing". Addresses of nodes in
@@ -191,9 +206,9 @@ impl AddressBook {
 
     /// `node`'s session dropped: redial its addresses soon.
     pub(crate) fn on_left(&mut self, node: NodeId, now: Instant) {
+        let delay = jitter(&mut self.rng, self.min_backoff) + self.first_delay(node);
         for entry in self.entries.values_mut() {
             if entry.owner == Some(node) && entry.state == State::Connected {
-                let delay = jitter(&mut self.rng, self.min_backoff);
                 entry.state = State::Idle { next: now + delay };
             }
         }
@@ -215,16 +230,13 @@ impl AddressBook {
         stuck
     }
 
-    /// Every address currently known to reach a node, for gossip.
-    pub(crate) fn known_addresses(&self) -> Vec<String> {
-        let mut known: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.state == State::Connected)
-            .map(|(address, _)| address.clone())
-            .collect();
-        known.sort();
-        known
+    /// Delay before dialling `owner` on its own initiative: see the type's docs.
+    fn first_delay(&self, owner: NodeId) -> Duration {
+        if owner > self.me {
+            self.defer
+        } else {
+            Duration::ZERO
+        }
     }
 }
 

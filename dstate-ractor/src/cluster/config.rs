@@ -1,6 +1,6 @@
 //! The cluster builder and its validated settings.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU64;
 use std::time::Duration;
 
@@ -55,9 +55,11 @@ pub struct RactorClusterBuilder {
     pub(crate) label: String,
     pub(crate) listen: SocketAddr,
     pub(crate) advertise: Option<SocketAddr>,
+    pub(crate) outbound_source: Option<IpAddr>,
     pub(crate) seeds: Vec<String>,
     pub(crate) min_backoff: Duration,
     pub(crate) max_backoff: Duration,
+    pub(crate) dial_defer: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) window_frames: u64,
@@ -77,11 +79,16 @@ impl RactorClusterBuilder {
             // Loopback and an OS-chosen port: safe by default, the bound address is reported.
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             advertise: None,
+            // The OS picks the source address of outbound connections by routing.
+            outbound_source: None,
             seeds: Vec::new(),
             // Quick first retry: a restarting peer is usually back within a few hundred ms.
             min_backoff: Duration::from_millis(100),
             // Caps the cost of dialling a dead address while bounding rejoin latency.
             max_backoff: Duration::from_secs(2),
+            // Towards a higher node id, wait this long for it to dial first: a few handshake
+            // round trips, so two nodes rarely dial each other at once.
+            dial_defer: Duration::from_millis(300),
             // A LAN connect that takes longer is as good as failed.
             connect_timeout: Duration::from_secs(3),
             // Cookie challenge + process-group sync + hello take milliseconds; 5 s tolerates
@@ -118,6 +125,13 @@ impl RactorClusterBuilder {
     /// nothing is advertised and peers only reach this node through their seeds.
     pub fn advertise(mut self, address: SocketAddr) -> Self {
         self.advertise = Some(address);
+        self
+    }
+
+    /// Bind outbound connections to this local address (multi-homed hosts, or several
+    /// nodes on distinct loopback addresses of one machine).
+    pub fn outbound_source(mut self, address: IpAddr) -> Self {
+        self.outbound_source = Some(address);
         self
     }
 

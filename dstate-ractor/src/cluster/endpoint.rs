@@ -164,7 +164,13 @@ impl Actor for Endpoint {
 
         let now = Instant::now();
         let seed = config.node.0 ^ nonce;
-        let mut book = AddressBook::new(config.min_backoff, config.max_backoff, seed);
+        let mut book = AddressBook::new(
+            config.node,
+            config.min_backoff,
+            config.max_backoff,
+            config.dial_defer,
+            seed,
+        );
         for address in &config.seeds {
             book.add_seed(address.clone(), now);
         }
@@ -175,6 +181,7 @@ impl Actor for Endpoint {
             node_server: node_server.clone(),
             endpoint: myself.clone(),
             own,
+            source: config.outbound_source,
             timeout: config.connect_timeout,
             tls: config
                 .tls
@@ -421,11 +428,11 @@ impl EndpointState {
                     self.on_flush_ack(flush, node);
                 }
             }
-            WireMsg::Peers { token, addresses } => {
+            WireMsg::Peers { token, adverts } => {
                 if self.authenticate(token).is_some() {
                     let now = Instant::now();
-                    for address in addresses {
-                        self.learn(address, None, now);
+                    for (node, address) in adverts {
+                        self.learn(address, node, now);
                     }
                 }
             }
@@ -542,7 +549,7 @@ impl EndpointState {
         }
     }
 
-    fn learn(&mut self, address: String, owner: Option<NodeId>, now: Instant) {
+    fn learn(&mut self, address: String, owner: NodeId, now: Instant) {
         if !self.own_addresses.contains(&address) {
             self.book.learn(address, owner, now);
         }
@@ -569,13 +576,13 @@ impl EndpointState {
                         reach.extend(handle.dialed.clone());
                     }
                     if let Some(listen) = &listen {
-                        self.learn(listen.clone(), Some(node), now);
+                        self.learn(listen.clone(), node, now);
                         reach.push(listen.clone());
                     }
                     let reach: Vec<&str> = reach.iter().map(String::as_str).collect();
                     self.book.on_joined(node, &reach);
-                    for address in known {
-                        self.learn(address, None, now);
+                    for (owner, address) in known {
+                        self.learn(address, owner, now);
                     }
                     self.gossip(node, &link, listen);
                     Counters::bump(&self.shared.counters.joins);
@@ -606,14 +613,17 @@ impl EndpointState {
 
     /// Tell the new peer every address this node knows, and the others the new address.
     fn gossip(&self, node: NodeId, link: &PeerLink, listen: Option<String>) {
-        let mut known = self.book.known_addresses();
-        known.extend(self.membership.peer_addresses());
-        known.sort();
-        known.dedup();
+        let known: Vec<_> = self
+            .membership
+            .peer_addresses()
+            .into_iter()
+            .filter(|(owner, _)| *owner != node)
+            .collect();
         if !known.is_empty() {
+            // A closed session is noticed through its disconnect event; gossip is best effort.
             let _ = link.cast(WireMsg::Peers {
                 token: link.token,
-                addresses: known,
+                adverts: known,
             });
         }
         let Some(listen) = listen else {
@@ -621,9 +631,10 @@ impl EndpointState {
         };
         for (other, other_link) in self.shared.links() {
             if other != node {
+                // Best effort, as above.
                 let _ = other_link.cast(WireMsg::Peers {
                     token: other_link.token,
-                    addresses: vec![listen.clone()],
+                    adverts: vec![(node, listen.clone())],
                 });
             }
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dstate::{Incarnation, NodeId};
 
-use crate::cluster::protocol::{Hello, Token};
+use crate::cluster::protocol::{Advert, Hello, Token};
 
 /// ractor_cluster's per-session node id: meaningful inside this process only.
 pub(crate) type SessionId = u64;
@@ -35,7 +35,7 @@ pub(crate) enum Action<E> {
         endpoint: E,
         send_token: Token,
         listen: Option<String>,
-        known: Vec<String>,
+        known: Vec<Advert>,
     },
     /// The session that spoke for `node` is gone.
     Leave { node: NodeId, session: SessionId },
@@ -239,12 +239,12 @@ impl<E: Clone> Membership<E> {
         self.peers.get(&node).map(|p| p.session)
     }
 
-    /// Listen addresses of joined peers (gossiped in hellos).
-    pub(crate) fn peer_addresses(&self) -> Vec<String> {
-        let mut known: Vec<String> = self
+    /// Advertised addresses of joined peers (gossip).
+    pub(crate) fn peer_addresses(&self) -> Vec<Advert> {
+        let mut known: Vec<Advert> = self
             .peers
-            .values()
-            .filter_map(|p| p.listen.clone())
+            .iter()
+            .filter_map(|(node, p)| Some((*node, p.listen.clone()?)))
             .collect();
         known.sort();
         known

@@ -3,12 +3,12 @@
 //! ractor_cluster's `NodeServer` does not report the port it binds, so the adapter binds
 //! its own listener and passes accepted sockets in with `NodeServerMessage::ConnectionOpened`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ractor::ActorRef;
 use ractor_cluster::{NetworkStream, NodeServerMessage};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -83,6 +83,7 @@ pub(crate) struct Dialer {
     pub(crate) node_server: ActorRef<NodeServerMessage>,
     pub(crate) endpoint: ActorRef<EndpointMsg>,
     pub(crate) own: Vec<SocketAddr>,
+    pub(crate) source: Option<IpAddr>,
     pub(crate) timeout: Duration,
     pub(crate) tls: Option<(TlsConnector, ServerName<'static>)>,
 }
@@ -131,7 +132,18 @@ impl Dialer {
     }
 
     async fn connect(&self, target: SocketAddr) -> std::io::Result<NetworkStream> {
-        let stream = TcpStream::connect(target).await?;
+        let stream = match self.source {
+            None => TcpStream::connect(target).await?,
+            Some(source) => {
+                let socket = if target.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(source, 0))?;
+                socket.connect(target).await?
+            }
+        };
         stream.set_nodelay(true)?;
         let local_addr = stream.local_addr()?;
         let peer_addr = stream.peer_addr()?;

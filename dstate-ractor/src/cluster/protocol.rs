@@ -28,8 +28,11 @@ const VARIANT_FLUSH: &str = "dstate.flush";
 
 /// Longest string (node name, address) accepted in a handshake.
 const MAX_STRING: usize = 1024;
-/// Most addresses accepted in one gossip list.
+/// Most adverts accepted in one gossip list.
 const MAX_ADDRESSES: usize = 256;
+
+/// A node and the address it advertises.
+pub(crate) type Advert = (NodeId, String);
 
 /// A capability one node hands to a peer over one authenticated session; frames carry it back.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +64,8 @@ pub(crate) struct Hello {
     pub(crate) token: Token,
     /// Where the sender accepts connections, if it advertises an address.
     pub(crate) listen: Option<String>,
-    /// Addresses of the sender's other peers (membership gossip).
-    pub(crate) known: Vec<String>,
+    /// Advertised addresses of the sender's other peers (membership gossip).
+    pub(crate) known: Vec<Advert>,
 }
 
 /// A message from another node's endpoint.
@@ -80,11 +83,8 @@ pub(crate) enum WireMsg {
         frames: u64,
         flush: u64,
     },
-    /// Addresses the sender learned since its handshake.
-    Peers {
-        token: Token,
-        addresses: Vec<String>,
-    },
+    /// Peers (and their addresses) the sender learned since its handshake.
+    Peers { token: Token, adverts: Vec<Advert> },
     /// Asks for an immediate [`WireMsg::Ack`] carrying `id`.
     Flush { token: Token, id: u64 },
     /// Something that did not decode; counted and dropped.
@@ -162,9 +162,9 @@ impl WireMsg {
                 put_u64(&mut out, flush);
                 VARIANT_ACK
             }
-            WireMsg::Peers { token, addresses } => {
+            WireMsg::Peers { token, adverts } => {
                 out.extend_from_slice(&token.0.to_be_bytes());
-                put_list(&mut out, &addresses);
+                put_list(&mut out, &adverts);
                 VARIANT_PEERS
             }
             WireMsg::Flush { token, id } => {
@@ -245,7 +245,7 @@ fn decode_peers(args: &[u8]) -> Option<WireMsg> {
     let mut r = Reader::new(args);
     let msg = WireMsg::Peers {
         token: Token(r.u128()?),
-        addresses: r.list()?,
+        adverts: r.list()?,
     };
     r.finish()?;
     Some(msg)
@@ -277,11 +277,12 @@ fn put_str(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-fn put_list(out: &mut Vec<u8>, values: &[String]) {
-    let values = &values[..values.len().min(MAX_ADDRESSES)];
-    out.extend_from_slice(&(values.len() as u16).to_be_bytes());
-    for value in values {
-        put_str(out, value);
+fn put_list(out: &mut Vec<u8>, adverts: &[Advert]) {
+    let adverts = &adverts[..adverts.len().min(MAX_ADDRESSES)];
+    out.extend_from_slice(&(adverts.len() as u16).to_be_bytes());
+    for (node, address) in adverts {
+        put_u64(out, node.0);
+        put_str(out, address);
     }
 }
 
@@ -327,12 +328,14 @@ impl<'a> Reader<'a> {
         String::from_utf8(head.to_vec()).ok()
     }
 
-    fn list(&mut self) -> Option<Vec<String>> {
+    fn list(&mut self) -> Option<Vec<Advert>> {
         let count = usize::from(self.u16()?);
         if count > MAX_ADDRESSES {
             return None;
         }
-        (0..count).map(|_| self.string()).collect()
+        (0..count)
+            .map(|_| Some((NodeId(self.u64()?), self.string()?)))
+            .collect()
     }
 
     fn finish(&self) -> Option<()> {

@@ -3,8 +3,11 @@ use super::*;
 const MIN: Duration = Duration::from_millis(100);
 const MAX: Duration = Duration::from_millis(800);
 
+const DEFER: Duration = Duration::from_millis(500);
+const ME: NodeId = NodeId(5);
+
 fn book() -> AddressBook {
-    AddressBook::new(MIN, MAX, 7)
+    AddressBook::new(ME, MIN, MAX, DEFER, 7)
 }
 
 fn none() -> HashSet<NodeId> {
@@ -36,6 +39,8 @@ fn failures_back_off_exponentially_up_to_the_cap() {
         loop {
             probe += Duration::from_millis(1);
             let mut copy = AddressBook {
+                me: ME,
+                defer: DEFER,
                 entries: book.entries.clone(),
                 min_backoff: MIN,
                 max_backoff: MAX,
@@ -69,7 +74,6 @@ fn a_connected_node_is_not_dialled_and_is_redialled_after_it_leaves() {
     assert_eq!(book.poll_dials(now, &none()).len(), 1);
     book.on_joined(NodeId(1), &["a:1"]);
     assert!(book.poll_dials(now + MAX * 4, &none()).is_empty());
-    assert_eq!(book.known_addresses(), vec!["a:1".to_string()]);
 
     let left = now + MAX * 5;
     book.on_left(NodeId(1), left);
@@ -83,7 +87,7 @@ fn a_connected_node_is_not_dialled_and_is_redialled_after_it_leaves() {
 fn learned_addresses_of_a_connected_node_are_not_dialled() {
     let now = Instant::now();
     let mut book = book();
-    book.learn("b:2".into(), Some(NodeId(2)), now);
+    book.learn("b:2".into(), NodeId(2), now);
     let connected: HashSet<NodeId> = [NodeId(2)].into();
     assert!(book.poll_dials(now, &connected).is_empty());
     // Marked connected: after the node leaves it is redialled.
@@ -98,8 +102,8 @@ fn learned_addresses_of_a_connected_node_are_not_dialled() {
 fn a_restarted_node_replaces_its_old_learned_address() {
     let now = Instant::now();
     let mut book = book();
-    book.learn("b:2".into(), Some(NodeId(2)), now);
-    book.learn("b:3".into(), Some(NodeId(2)), now);
+    book.learn("b:2".into(), NodeId(2), now);
+    book.learn("b:3".into(), NodeId(2), now);
     assert_eq!(book.poll_dials(now, &none()), vec!["b:3".to_string()]);
 }
 
@@ -119,7 +123,7 @@ fn unreachable_learned_addresses_are_forgotten_but_seeds_stay() {
     let mut now = Instant::now();
     let mut book = book();
     book.add_seed("seed:1".into(), now);
-    book.learn("gone:2".into(), None, now);
+    book.learn("gone:2".into(), NodeId(2), now);
     for _ in 0..LEARNED_FAILURE_LIMIT {
         for address in book.poll_dials(now, &none()) {
             book.on_dial_failed(&address, now);
@@ -157,4 +161,33 @@ fn stuck_dials_expire_as_failures() {
         book.poll_dials(now + Duration::from_secs(6), &none()).len(),
         1
     );
+}
+
+#[test]
+fn higher_node_ids_are_given_time_to_dial_first() {
+    let now = Instant::now();
+    let mut book = book();
+    book.learn("low:1".into(), NodeId(1), now);
+    book.learn("high:9".into(), NodeId(9), now);
+    assert_eq!(book.poll_dials(now, &none()), vec!["low:1".to_string()]);
+    assert!(book.poll_dials(now + DEFER / 2, &none()).is_empty());
+    let connected: HashSet<NodeId> = [NodeId(9)].into();
+    assert!(
+        book.poll_dials(now + DEFER, &connected).is_empty(),
+        "it dialled us meanwhile"
+    );
+    book.on_left(NodeId(9), now + DEFER);
+    assert!(book.poll_dials(now + DEFER + MIN * 2, &none()).is_empty());
+    assert_eq!(
+        book.poll_dials(now + DEFER * 2 + MIN * 2, &none()),
+        vec!["high:9".to_string()]
+    );
+}
+
+#[test]
+fn this_node_is_never_learned() {
+    let now = Instant::now();
+    let mut book = book();
+    book.learn("me:5".into(), ME, now);
+    assert!(book.poll_dials(now + DEFER * 4, &none()).is_empty());
 }

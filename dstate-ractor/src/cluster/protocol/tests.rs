@@ -12,7 +12,10 @@ fn hello() -> Hello {
         name: "dstate#7#abc@127.0.0.1".into(),
         token: Token(0x0123_4567_89ab_cdef_0011_2233_4455_6677),
         listen: Some("127.0.0.1:4000".into()),
-        known: vec!["127.0.0.1:4001".into(), "127.0.0.1:4002".into()],
+        known: vec![
+            (NodeId(8), "127.0.0.1:4001".into()),
+            (NodeId(9), "127.0.0.1:4002".into()),
+        ],
     }
 }
 
@@ -42,7 +45,7 @@ fn every_message_survives_a_roundtrip() {
         },
         WireMsg::Peers {
             token,
-            addresses: vec!["10.0.0.1:1".into()],
+            adverts: vec![(NodeId(3), "10.0.0.1:1".into())],
         },
         WireMsg::Flush { token, id: 5 },
     ];
