@@ -30,6 +30,24 @@ pub enum QueryError {
     /// The state's actor has stopped (the node shut down).
     #[error("the state's actor has stopped")]
     Stopped,
+    /// Some views missed the staleness bound even after pulling.
+    #[error("views of {nodes:?} are staler than the bound")]
+    Stale {
+        /// The peers whose views missed the bound.
+        nodes: Vec<NodeId>,
+    },
+}
+
+/// A state type could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A state type of this name is already registered on the node.
+    #[error("a state named {name} is already registered")]
+    AlreadyRegistered {
+        /// The name.
+        name: &'static str,
+    },
 }
 
 /// A persistence backend failed.

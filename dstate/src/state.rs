@@ -1,5 +1,6 @@
 //! The two state traits an application implements, and what they share.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why bytes could not be turned back into a state, view or delta.
@@ -165,8 +166,8 @@ pub struct Simple<S>(std::marker::PhantomData<S>);
 impl<S: DistributedState> DeltaDistributedState for Simple<S> {
     type State = S;
     type View = S;
-    type ViewDelta = S;
-    type StateDeltaChange = S;
+    type ViewDelta = Arc<S>;
+    type StateDeltaChange = Arc<S>;
 
     fn name() -> &'static str {
         S::name()
@@ -179,11 +180,11 @@ impl<S: DistributedState> DeltaDistributedState for Simple<S> {
     fn project_view(state: &S) -> S {
         state.clone()
     }
-    fn project_delta(change: &S) -> S {
+    fn project_delta(change: &Arc<S>) -> Arc<S> {
         change.clone()
     }
-    fn apply_delta(_view: &S, delta: &S) -> S {
-        delta.clone()
+    fn apply_delta(_view: &S, delta: &Arc<S>) -> S {
+        S::clone(delta)
     }
     fn serialize_view(view: &S) -> Vec<u8> {
         view.serialize_state()
@@ -191,11 +192,11 @@ impl<S: DistributedState> DeltaDistributedState for Simple<S> {
     fn deserialize_view(bytes: &[u8], version: u32) -> Result<S, DeserializeError> {
         S::deserialize_state(bytes, version)
     }
-    fn serialize_delta(delta: &S) -> Vec<u8> {
+    fn serialize_delta(delta: &Arc<S>) -> Vec<u8> {
         delta.serialize_state()
     }
-    fn deserialize_delta(bytes: &[u8], version: u32) -> Result<S, DeserializeError> {
-        S::deserialize_state(bytes, version)
+    fn deserialize_delta(bytes: &[u8], version: u32) -> Result<Arc<S>, DeserializeError> {
+        S::deserialize_state(bytes, version).map(Arc::new)
     }
     fn serialize_state(state: &S) -> Vec<u8> {
         state.serialize_state()

@@ -136,7 +136,7 @@ impl Reassembler {
 }
 
 /// Split `payload` into pieces of at most `piece` bytes (at least one piece).
-pub(crate) fn split(payload: &[u8], piece: usize) -> Vec<&[u8]> {
+pub(crate) fn split_payload(payload: &[u8], piece: usize) -> Vec<&[u8]> {
     if payload.is_empty() {
         return vec![payload];
     }

@@ -81,6 +81,20 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+impl Frame {
+    /// A copy of the header fields with an empty payload.
+    pub fn clone_header(&self) -> Frame {
+        Frame {
+            kind: self.kind.clone(),
+            state: self.state.clone(),
+            source: self.source,
+            generation: self.generation,
+            payload_version: self.payload_version,
+            payload: Vec::new(),
+        }
+    }
+}
+
 /// Encode a frame. Fails only when the encoding exceeds `limit` bytes.
 pub fn encode(frame: &Frame, limit: usize) -> Result<Bytes, DecodeError> {
     let mut out = Vec::with_capacity(frame.payload.len() + frame.state.len() + 32);

@@ -7,5 +7,7 @@
 mod chunk;
 mod frame;
 
+pub(crate) use chunk::split_payload;
 pub use chunk::{Reassembler, ReassemblyError};
+pub use frame::Notice;
 pub use frame::{decode, encode, Frame, FrameKind, FORMAT_VERSION, MAGIC, MIN_FRAME_BYTES};

@@ -1,0 +1,246 @@
+//! The typed handle an application uses for one registered state type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot, watch};
+
+use super::engine_actor::{ChangeEvent, EngineMsg, MutationFn, Responder, StateShared};
+use crate::diagnostics::{Health, StateDiagnostics};
+use crate::error::{MutationError, QueryError, SendError};
+use crate::ids::{Generation, NodeId};
+use crate::object::ViewMap;
+use crate::runtime::Clock;
+use crate::state::{DeltaDistributedState, DistributedState, Simple};
+
+type Sender<D> = Arc<dyn Fn(EngineMsg<D>) -> Result<(), SendError<EngineMsg<D>>> + Send + Sync>;
+
+/// Handle to one registered state type on one node. Cheap to clone.
+pub struct StateHandle<D: DeltaDistributedState> {
+    send: Sender<D>,
+    shared: Arc<StateShared<D::View>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The handle of a simple state `S`.
+pub type SimpleHandle<S> = StateHandle<Simple<S>>;
+
+/// A query's value and the views that did not meet its staleness bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryResult<R> {
+    /// What the projection returned.
+    pub value: R,
+    /// Peers whose views are down, have newer data pending, or are older than the bound
+    /// even after pulling. Empty when every view was fresh.
+    pub stale: Vec<NodeId>,
+}
+
+impl<R> QueryResult<R> {
+    /// True when every view met the bound.
+    pub fn is_fresh(&self) -> bool {
+        self.stale.is_empty()
+    }
+
+    /// The value if every view met the bound, else [`QueryError::Stale`].
+    pub fn into_fresh(self) -> Result<R, QueryError> {
+        if self.stale.is_empty() {
+            Ok(self.value)
+        } else {
+            Err(QueryError::Stale { nodes: self.stale })
+        }
+    }
+}
+
+/// A subscription to view changes. Bounded: a subscriber that falls behind loses the oldest
+/// events (counted by [`lagged`](Subscription::lagged)); replication never waits for it.
+pub struct Subscription<V> {
+    receiver: broadcast::Receiver<ChangeEvent<V>>,
+    lagged: u64,
+}
+
+impl<V: Send + Sync + 'static> Subscription<V> {
+    /// The next change; `None` once the state's actor stopped.
+    pub async fn recv(&mut self) -> Option<ChangeEvent<V>> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => self.lagged += missed,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next change if one is waiting.
+    pub fn try_recv(&mut self) -> Option<ChangeEvent<V>> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.lagged += missed,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Events this subscriber lost because it fell behind.
+    pub fn lagged(&self) -> u64 {
+        self.lagged
+    }
+}
+
+impl<D: DeltaDistributedState> StateHandle<D> {
+    pub(crate) fn new(
+        send: Sender<D>,
+        shared: Arc<StateShared<D::View>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        StateHandle {
+            send,
+            shared,
+            clock,
+        }
+    }
+
+    /// Change the own shard; the change is returned by `f` and sent per the strategy.
+    /// Resolves once the change is committed (after its save, with persistence), with the
+    /// new generation; a failed save rolls it back and returns the error.
+    pub async fn mutate_with_delta<F>(&self, f: F) -> Result<Generation, MutationError>
+    where
+        F: FnOnce(&mut D::State) -> D::StateDeltaChange + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let apply: MutationFn<D> = Box::new(move |state: &mut D::State| {
+            let change = f(state);
+            let responder: Responder = Box::new(move |result| {
+                // The caller may have stopped waiting; the mutation stands regardless.
+                let _ = reply.send(result);
+            });
+            (change, responder)
+        });
+        (self.send)(EngineMsg::Mutate(apply)).map_err(|_| MutationError::Stopped)?;
+        answer.await.map_err(|_| MutationError::Stopped)?
+    }
+
+    /// Run `projection` over the view map once every view is fresher than `max_staleness`,
+    /// pulling the stale ones first (waiting at most the pull timeout). Views that still miss
+    /// the bound are listed in the result; they are never silently presented as fresh.
+    pub async fn query<R>(
+        &self,
+        max_staleness: Duration,
+        projection: impl FnOnce(&ViewMap<D::View>) -> R,
+    ) -> Result<QueryResult<R>, QueryError> {
+        let now = self.clock.now();
+        {
+            let views = self.shared.views.load();
+            if views.all_fresh(now, max_staleness) {
+                return Ok(QueryResult {
+                    value: projection(&views),
+                    stale: Vec::new(),
+                });
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        (self.send)(EngineMsg::Query(max_staleness, reply)).map_err(|_| QueryError::Stopped)?;
+        answer.await.map_err(|_| QueryError::Stopped)?;
+        let views = self.shared.views.load();
+        let stale = views.stale(self.clock.now(), max_staleness);
+        Ok(QueryResult {
+            value: projection(&views),
+            stale,
+        })
+    }
+
+    /// Run `projection` over the views as they are, without any staleness check. Lock-free.
+    pub fn read<R>(&self, projection: impl FnOnce(&ViewMap<D::View>) -> R) -> R {
+        projection(&self.shared.views.load())
+    }
+
+    /// This node's own view, as last committed.
+    pub fn local_view(&self) -> Option<Arc<D::View>> {
+        let views = self.shared.views.load();
+        views.views.get(&views.local).map(|v| v.view.clone())
+    }
+
+    /// The generation of this node's own shard.
+    pub fn generation(&self) -> Generation {
+        *self
+            .shared
+            .generation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes to any view from now on.
+    pub fn subscribe(&self) -> Subscription<D::View> {
+        Subscription {
+            receiver: self.shared.events.subscribe(),
+            lagged: 0,
+        }
+    }
+
+    /// Per-peer sync status and counters.
+    pub async fn diagnostics(&self) -> Result<StateDiagnostics, QueryError> {
+        Ok(self.diagnostics_and_health().await?.0)
+    }
+
+    /// Healthy, degraded or unhealthy, by view staleness, peers down and failing saves.
+    pub async fn health(&self) -> Result<Health, QueryError> {
+        Ok(self.diagnostics_and_health().await?.1)
+    }
+
+    /// Resolves once this node holds a view from every peer known to be live.
+    pub async fn ready(&self) -> Result<(), QueryError> {
+        let mut ready: watch::Receiver<bool> = self.shared.ready.subscribe();
+        ready
+            .wait_for(|synced| *synced)
+            .await
+            .map_err(|_| QueryError::Stopped)?;
+        Ok(())
+    }
+
+    async fn diagnostics_and_health(&self) -> Result<(StateDiagnostics, Health), QueryError> {
+        let (reply, answer) = oneshot::channel();
+        (self.send)(EngineMsg::Diagnostics(reply)).map_err(|_| QueryError::Stopped)?;
+        answer.await.map_err(|_| QueryError::Stopped)
+    }
+}
+
+impl<S: DistributedState> StateHandle<Simple<S>> {
+    /// Change the own shard with `f`; the whole new state is sent per the strategy.
+    /// Resolves with `f`'s result once the change is committed (after its save, with
+    /// persistence); a failed save rolls it back and returns the error.
+    pub async fn mutate<R, F>(&self, f: F) -> Result<R, MutationError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut S) -> R + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let apply: MutationFn<Simple<S>> = Box::new(move |state: &mut S| {
+            let value = f(state);
+            let responder: Responder = Box::new(move |result| {
+                // The caller may have stopped waiting; the mutation stands regardless.
+                let _ = reply.send(result.map(|_| value));
+            });
+            (Arc::new(state.clone()), responder)
+        });
+        (self.send)(EngineMsg::Mutate(apply)).map_err(|_| MutationError::Stopped)?;
+        answer.await.map_err(|_| MutationError::Stopped)?
+    }
+}
+
+impl<D: DeltaDistributedState> Clone for StateHandle<D> {
+    fn clone(&self) -> Self {
+        StateHandle {
+            send: self.send.clone(),
+            shared: self.shared.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<D: DeltaDistributedState> std::fmt::Debug for StateHandle<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateHandle")
+            .field("state", &D::name())
+            .finish_non_exhaustive()
+    }
+}

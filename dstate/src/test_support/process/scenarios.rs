@@ -1,0 +1,156 @@
+//! Scenarios every adapter runs over real processes (see [`ProcessCluster`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{ProcessCluster, ProcessError, StateKind};
+
+/// How long a cluster may take to converge after a change (covers a liveness deadline and
+/// periodic sync rounds of the strategies the scenarios use).
+pub const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Start nodes `1..=count`, set a distinct value on each, and wait until every node holds
+/// every value, all up.
+pub fn converge(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    count: u64,
+) -> Result<(), ProcessError> {
+    for id in 1..=count {
+        cluster.start(id)?;
+    }
+    let mut expected = BTreeMap::new();
+    for id in 1..=count {
+        cluster.mutate(id, kind, id * 100)?;
+        expected.insert(id, id * 100);
+    }
+    wait_converged(cluster, kind, &expected)
+}
+
+/// Wait until every running node holds exactly `expected` (owner → value), all up.
+pub fn wait_converged(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    expected: &BTreeMap<u64, u64>,
+) -> Result<(), ProcessError> {
+    cluster.wait_until("every node holds every value", CONVERGE_WITHIN, |cluster| {
+        let mut observed = String::new();
+        let mut done = true;
+        for id in cluster.running() {
+            let views = cluster.read(id, kind)?;
+            let values: BTreeMap<u64, u64> = views.iter().map(|(n, v)| (*n, v.value)).collect();
+            done &= values == *expected && views.values().all(|v| v.up);
+            observed.push_str(&format!("node {id}: {views:?}; "));
+        }
+        Ok((done, observed))
+    })
+}
+
+/// Three nodes; node 3 is killed (SIGKILL): the others keep its last view marked down; it
+/// restarts: the new incarnation replaces the old view everywhere (no ghost) and it re-syncs.
+/// With `persisted`, node 3 resumes its own shard (same incarnation, same value).
+pub fn kill_and_restart(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    persisted: bool,
+) -> Result<(), ProcessError> {
+    converge(cluster, kind, 3)?;
+    let before = cluster.read(1, kind)?.get(&3).copied();
+    let Some(before) = before else {
+        return Err(ProcessError::Timeout {
+            what: "node 1 to hold node 3".into(),
+            last: String::new(),
+        });
+    };
+    cluster.kill(3)?;
+    cluster.wait_until(
+        "nodes 1 and 2 mark node 3 down, keeping its value",
+        CONVERGE_WITHIN,
+        |cluster| {
+            let mut done = true;
+            let mut observed = String::new();
+            for id in [1, 2] {
+                let view = cluster.read(id, kind)?.get(&3).copied();
+                done &= view.is_some_and(|v| !v.up && v.value == before.value);
+                observed.push_str(&format!("node {id} holds {view:?}; "));
+            }
+            Ok((done, observed))
+        },
+    )?;
+    cluster.start(3)?;
+    let value = if persisted { before.value } else { 0 };
+    cluster.wait_until(
+        "every node holds node 3's new lifetime",
+        CONVERGE_WITHIN,
+        |cluster| {
+            let mut done = true;
+            let mut observed = String::new();
+            for id in [1, 2] {
+                let view = cluster.read(id, kind)?.get(&3).copied();
+                let renewed = |v: &super::ViewReport| {
+                    if persisted {
+                        v.incarnation == before.incarnation
+                    } else {
+                        v.incarnation > before.incarnation
+                    }
+                };
+                done &= view.is_some_and(|v| v.up && v.value == value && renewed(&v));
+                observed.push_str(&format!("node {id} holds {view:?}; "));
+            }
+            let own = cluster.read(3, kind)?;
+            done &= own.get(&1).is_some_and(|v| v.value == 100)
+                && own.get(&2).is_some_and(|v| v.value == 200);
+            observed.push_str(&format!("node 3 holds {own:?}"));
+            Ok((done, observed))
+        },
+    )
+}
+
+/// Three nodes; node 3 leaves gracefully: its views disappear on the others.
+pub fn graceful_leave(cluster: &mut ProcessCluster, kind: StateKind) -> Result<(), ProcessError> {
+    converge(cluster, kind, 3)?;
+    cluster.leave(3)?;
+    cluster.wait_until(
+        "node 3's views removed",
+        Duration::from_secs(10),
+        |cluster| {
+            let one = cluster.read(1, kind)?;
+            let two = cluster.read(2, kind)?;
+            let observed = format!("{one:?} {two:?}");
+            Ok((!one.contains_key(&3) && !two.contains_key(&3), observed))
+        },
+    )
+}
+
+/// Three nodes; node 1 commits `count` mutations one after the other: the final value
+/// reaches every peer, and no node's resident memory grows by more than `max_growth_kib`.
+pub fn burst(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    count: u64,
+    max_growth_kib: u64,
+) -> Result<(), ProcessError> {
+    for id in 1..=3 {
+        cluster.start(id)?;
+    }
+    let mut expected = BTreeMap::from([(1, 0), (2, 0), (3, 0)]);
+    wait_converged(cluster, kind, &expected)?;
+    let before: Vec<u64> = (1..=3)
+        .map(|id| cluster.resident_kib(id))
+        .collect::<Result<_, _>>()?;
+    let last = cluster.burst(1, kind, count)?;
+    expected.insert(1, last);
+    wait_converged(cluster, kind, &expected)?;
+    for (index, id) in (1..=3).enumerate() {
+        let after = cluster.resident_kib(id)?;
+        let growth = after.saturating_sub(before[index]);
+        if growth > max_growth_kib {
+            return Err(ProcessError::Failed {
+                id,
+                command: "burst".into(),
+                reason: format!("resident memory grew by {growth} KiB (limit {max_growth_kib})"),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The runtime-generic host on the in-process test runtime and network: several nodes in
+//! one test, a shared virtual clock.
+
+mod cluster;
+mod lifecycle;
+mod persistence;
+mod strategies;
