@@ -117,7 +117,12 @@ impl Node {
     }
 
     /// Poll `command` until its reply satisfies `pred`.
-    pub(crate) fn poll(&mut self, command: &str, reply: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn poll(
+        &mut self,
+        command: &str,
+        reply: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let line = self.request(command, reply);
