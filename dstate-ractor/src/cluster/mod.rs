@@ -10,6 +10,7 @@ mod stats;
 mod transport;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +60,7 @@ pub(crate) type FrameSink = Arc<dyn Fn(NodeId, Bytes) + Send + Sync>;
 /// to acknowledge what was sent.
 pub struct RactorCluster {
     node: NodeId,
+    attached: AtomicBool,
     local_addr: SocketAddr,
     endpoint: ActorRef<EndpointMsg>,
     shared: Arc<Shared>,
@@ -113,6 +115,7 @@ impl RactorCluster {
         tracing::info!(%node, address = %bound, "ractor cluster listening");
         Ok(RactorCluster {
             node,
+            attached: AtomicBool::new(false),
             local_addr: bound,
             endpoint,
             transport: RactorTransport::new(shared.clone()),
@@ -138,11 +141,15 @@ impl RactorCluster {
     /// Start the handshakes: peers learn `incarnation`, and every frame from a joined peer
     /// is passed to `sink` together with the peer's authenticated identity (for the dstate
     /// host: `move |from, frame| inbound.deliver(from, frame)`). Called once; the sink runs
-    /// inside the endpoint actor and must not block.
+    /// inside the endpoint actor and must not block. A second call returns
+    /// [`ClusterError::AlreadyAttached`].
     pub async fn attach<F>(&self, incarnation: Incarnation, sink: F) -> Result<(), ClusterError>
     where
         F: Fn(NodeId, Bytes) + Send + Sync + 'static,
     {
+        if self.attached.swap(true, Ordering::AcqRel) {
+            return Err(ClusterError::AlreadyAttached);
+        }
         let msg = LocalMsg::Attach {
             incarnation,
             sink: Arc::new(sink),
@@ -150,6 +157,19 @@ impl RactorCluster {
         self.endpoint
             .cast(EndpointMsg::Local(msg))
             .map_err(|_| ClusterError::Stopped)
+    }
+
+    /// [`attach`](Self::attach) a dstate node: its incarnation for the handshake, its
+    /// [`Inbound`](dstate::Inbound) for received frames.
+    pub async fn attach_node<R: dstate::ActorRuntime>(
+        &self,
+        node: &dstate::Node<R>,
+    ) -> Result<(), ClusterError> {
+        let inbound = node.inbound();
+        self.attach(node.incarnation(), move |from, frame| {
+            inbound.deliver(from, frame)
+        })
+        .await
     }
 
     /// Connected peers, ordered by node id.
