@@ -1,10 +1,12 @@
 //! The core's `ActorRuntime` conformance suite, run against `RactorRuntime`.
+//!
+//! One test function: `ractor::pg` groups are process-global, so two suites running at
+//! once in the same test binary would see each other's group members.
 
 use dstate::test_support::conformance::{check_runtime, TimeDriver};
 use dstate_ractor::RactorRuntime;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ractor_runtime_conforms_on_a_multi_thread_runtime() {
+async fn conforms() {
     let runtime = RactorRuntime::new();
     // Real time passes: ractor actors and tokio timers run on the executor.
     let time = TimeDriver::new(|d| Box::pin(tokio::time::sleep(d)));
@@ -13,11 +15,17 @@ async fn ractor_runtime_conforms_on_a_multi_thread_runtime() {
         .expect("RactorRuntime conforms");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn ractor_runtime_conforms_on_a_current_thread_runtime() {
-    let runtime = RactorRuntime::new();
-    let time = TimeDriver::new(|d| Box::pin(tokio::time::sleep(d)));
-    check_runtime(&runtime, &time)
-        .await
-        .expect("RactorRuntime conforms");
+#[test]
+fn ractor_runtime_conforms_on_multi_and_current_thread_runtimes() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("multi-thread runtime")
+        .block_on(conforms());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime")
+        .block_on(conforms());
 }

@@ -33,6 +33,31 @@ pub(crate) struct Node {
 impl Node {
     /// Start `dstate-ractor-node` with `args` and wait for its listening address.
     pub(crate) fn start(label: &str, args: &[&str]) -> Node {
+        let mut node = Node::spawn(label, args);
+        let listening = node.wait_for(0, |l| l.starts_with("LISTENING "));
+        node.addr = listening["LISTENING ".len()..].to_string();
+        if node.addr != "spoofer" {
+            let inc = node.wait_for(0, |l| l.starts_with("INCARNATION "));
+            node.incarnation = inc["INCARNATION ".len()..].parse().expect("incarnation");
+        }
+        node
+    }
+
+    /// Start `dstate-ractor-node --scenario` with `args` and wait for its `ready` line.
+    pub(crate) fn start_scenario(label: &str, args: &[&str]) -> Node {
+        let mut all = vec!["--scenario"];
+        all.extend_from_slice(args);
+        let mut node = Node::spawn(label, &all);
+        let ready = node.wait_for(0, |l| l.starts_with("ready "));
+        node.addr = ready
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_default()
+            .to_string();
+        node
+    }
+
+    fn spawn(label: &str, args: &[&str]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dstate-ractor-node"))
             .args(args)
             .stdin(Stdio::piped())
@@ -51,7 +76,7 @@ impl Node {
             }
         });
         let stdin = child.stdin.take();
-        let mut node = Node {
+        Node {
             label: label.to_string(),
             child,
             stdin,
@@ -59,14 +84,7 @@ impl Node {
             seen: Vec::new(),
             addr: String::new(),
             incarnation: 0,
-        };
-        let listening = node.wait_for(0, |l| l.starts_with("LISTENING "));
-        node.addr = listening["LISTENING ".len()..].to_string();
-        if node.addr != "spoofer" {
-            let inc = node.wait_for(0, |l| l.starts_with("INCARNATION "));
-            node.incarnation = inc["INCARNATION ".len()..].parse().expect("incarnation");
         }
-        node
     }
 
     /// Index of the next line: `wait_for(mark, ..)` only looks at lines from there on.
@@ -162,6 +180,11 @@ impl Node {
     /// Ask the node to quit and wait for it to exit.
     pub(crate) fn quit(&mut self) {
         self.send("quit");
+        self.wait_exit();
+    }
+
+    /// Close stdin and wait for the process to exit by itself (killed after the deadline).
+    pub(crate) fn wait_exit(&mut self) {
         self.stdin = None;
         let deadline = Instant::now() + DEADLINE;
         loop {

@@ -11,7 +11,8 @@
 //!   Output lines: `LISTENING <addr>`, `JOINED <node> <incarnation>`, `LEFT <node>`,
 //!   `FRAME <from> <len> <text>`, and one reply line per command. Commands:
 //!   `send <node> <text>`, `burst <node> <count> <bytes>`, `forge <node> <claimed-source>
-//!   <value>`, `peers`, `stats`, `reconnect <node>`, `flush`, `quit`.
+//!   <value> <incarnation>` (a `TestState` snapshot frame), `peers`, `stats`,
+//!   `reconnect <node>`, `flush`, `quit`.
 //! * `--scenario`: a full dstate node with the core's test states, answering the core's
 //!   process-cluster protocol (`dstate::test_support::process`).
 //! * `--spoof`: a bare ractor_cluster node holding the cookie that sends forged frames to

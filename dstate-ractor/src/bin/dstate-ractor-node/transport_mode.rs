@@ -85,14 +85,18 @@ pub(crate) async fn run(args: Args) {
                 }
                 say(format!("BURST sent={sent} refused={refused}"));
             }
-            ["forge", node, claimed, value] => {
-                let (Ok(node), Ok(claimed), Ok(value)) =
-                    (node.parse(), claimed.parse(), value.parse())
-                else {
+            ["forge", node, claimed, value, incarnation] => {
+                let (Ok(node), Ok(claimed), Ok(value), Ok(incarnation)) = (
+                    node.parse(),
+                    claimed.parse(),
+                    value.parse(),
+                    incarnation.parse(),
+                ) else {
                     say("ERR bad forge");
                     continue;
                 };
-                match transport.send(NodeId(node), forged_snapshot(NodeId(claimed), value)) {
+                let frame = snapshot(NodeId(claimed), value, Incarnation(incarnation));
+                match transport.send(NodeId(node), frame) {
                     Ok(()) => say("FORGED ok"),
                     Err(err) => say(format!("FORGED err {err}")),
                 }
@@ -140,9 +144,8 @@ pub(crate) async fn run(args: Args) {
     say("BYE");
 }
 
-/// A well-formed snapshot of the core's `TestState` that claims to come from `claimed`,
-/// from a far-future incarnation so nothing but the source check can refuse it.
-fn forged_snapshot(claimed: NodeId, value: u64) -> Bytes {
+/// A well-formed snapshot of the core's `TestState` that claims to come from `claimed`.
+fn snapshot(claimed: NodeId, value: u64, incarnation: Incarnation) -> Bytes {
     use dstate::test_support::TestState;
     use dstate::wire::{encode, Frame, FrameKind};
     use dstate::{Age, DistributedState as _, Generation};
@@ -154,7 +157,7 @@ fn forged_snapshot(claimed: NodeId, value: u64) -> Bytes {
         kind: FrameKind::Snapshot { ack: false },
         state: TestState::name().to_string(),
         source: claimed,
-        generation: Generation::new(Incarnation(u64::MAX / 2), Age(1)),
+        generation: Generation::new(incarnation, Age(1)),
         payload_version: TestState::WIRE_VERSION,
         payload: state.serialize_state(),
     };
