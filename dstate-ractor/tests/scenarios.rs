@@ -338,3 +338,48 @@ fn a_frame_claiming_another_source_is_rejected() {
         "node 2's shard was not overwritten: {views:?}"
     );
 }
+
+/// Sends a signal to a child (`kill -<signal> <pid>`).
+fn signal(node: &support::Node, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), node.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// ractor_cluster never notices a hung peer (its TCP connection stays up); the core's
+/// heartbeat does, and asks this transport to drop and redial the session.
+#[test]
+fn a_hung_peer_is_marked_down_and_resyncs_when_it_resumes() {
+    let cookie = fresh_cookie();
+    let mut nodes: Vec<support::Node> = Vec::new();
+    for id in 1..=3u64 {
+        let id_text = id.to_string();
+        let seeds: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+        let mut args = vec!["--cookie", cookie.as_str(), "--node", id_text.as_str()];
+        for seed in &seeds {
+            args.extend(["--seed", seed.as_str()]);
+        }
+        let mut node = support::Node::start_scenario(&format!("node-{id}"), &args);
+        node.request(&format!("mutate 1 simple {}", id * 100), "ok 1 ");
+        nodes.push(node);
+    }
+    for node in nodes.iter_mut() {
+        node.poll("read 2 simple", "views 2 ", |l| {
+            [" 1:100:up:", " 2:200:up:", " 3:300:up:"]
+                .iter()
+                .all(|v| l.contains(v))
+        });
+    }
+    signal(&nodes[2], "STOP");
+    for node in nodes[..2].iter_mut() {
+        // Down (heartbeat deadline 4 x 250 ms), last value still served.
+        node.poll("read 3 simple", "views 3 ", |l| l.contains(" 3:300:down:"));
+    }
+    signal(&nodes[2], "CONT");
+    nodes[2].request("mutate 4 simple 333", "ok 4 ");
+    for node in nodes[..2].iter_mut() {
+        node.poll("read 5 simple", "views 5 ", |l| l.contains(" 3:333:up:"));
+    }
+}
