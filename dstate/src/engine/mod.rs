@@ -88,6 +88,8 @@ pub struct Engine<D: DeltaDistributedState, T = ()> {
     periodic_next: Option<Instant>,
     delayed_push_at: Option<Instant>,
     snapshot_cache: Option<send::SnapshotCache>,
+    /// Reused buffer of push targets (no allocation per change).
+    scratch_peers: Vec<NodeId>,
     stats: Stats,
 }
 
@@ -147,6 +149,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             periodic_next,
             delayed_push_at: None,
             snapshot_cache: None,
+            scratch_peers: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -222,17 +225,13 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         self.shard.generation
     }
 
-    /// True when this node holds a view from every peer that is up.
+    /// True when this node holds a view from every peer that is up (newer data may be
+    /// pending under the change feed; queries pull it).
     pub fn is_synced(&self) -> bool {
         self.peers
             .iter()
             .filter(|(_, p)| p.status == PeerStatus::Up)
-            .all(|(node, _)| {
-                self.views
-                    .views
-                    .get(node)
-                    .is_some_and(|v| v.pending.is_none())
-            })
+            .all(|(node, _)| self.views.views.contains_key(node))
     }
 
     /// The peers currently up.

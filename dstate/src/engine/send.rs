@@ -78,14 +78,13 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         now: Instant,
         generation: Generation,
         delta: &D::ViewDelta,
-        payload: Option<Vec<u8>>,
+        mut payload: Option<Vec<u8>>,
     ) {
-        let targets: Vec<NodeId> = self.live_peers().collect();
-        if targets.is_empty() {
-            return;
-        }
+        let mut targets = std::mem::take(&mut self.scratch_peers);
+        targets.clear();
+        targets.extend(self.live_peers());
         let mut change_frame: Option<Result<Bytes, DecodeError>> = None;
-        for to in targets {
+        for &to in &targets {
             let Some(peer) = self.peers.get(&to) else {
                 continue;
             };
@@ -96,7 +95,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
                 continue;
             }
             let frame = change_frame
-                .get_or_insert_with(|| self.encode_change(generation, delta, payload.as_deref()));
+                .get_or_insert_with(|| self.encode_change(generation, delta, payload.take()));
             match frame {
                 Ok(bytes) => {
                     let bytes = bytes.clone();
@@ -106,6 +105,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
                 Err(_) => self.send_snapshot(to, false),
             }
         }
+        self.scratch_peers = targets;
     }
 
     /// Send the own snapshot to every live peer (delayed pushes).
@@ -126,17 +126,17 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         &self,
         generation: Generation,
         delta: &D::ViewDelta,
-        payload: Option<&[u8]>,
+        payload: Option<Vec<u8>>,
     ) -> Result<Bytes, DecodeError> {
         let (kind, payload) = if D::DELTA_IS_SNAPSHOT {
-            let payload = payload.map_or_else(|| D::serialize_delta(delta), <[u8]>::to_vec);
+            let payload = payload.unwrap_or_else(|| D::serialize_delta(delta));
             (FrameKind::Snapshot { ack: false }, payload)
         } else {
             (FrameKind::Delta, D::serialize_delta(delta))
         };
         let frame = Frame {
             kind,
-            state: D::name().to_owned(),
+            state: D::name().into(),
             source: self.local,
             generation,
             payload_version: D::WIRE_VERSION,
@@ -182,7 +182,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     pub(super) fn send_control(&mut self, to: NodeId, kind: FrameKind, generation: Generation) {
         let frame = Frame {
             kind,
-            state: D::name().to_owned(),
+            state: D::name().into(),
             source: self.local,
             generation,
             payload_version: D::WIRE_VERSION,
@@ -239,7 +239,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         }
         let whole = Frame {
             kind: FrameKind::Snapshot { ack },
-            state: D::name().to_owned(),
+            state: D::name().into(),
             source: self.local,
             generation,
             payload_version: version,

@@ -1,5 +1,6 @@
 //! The node's control actor: membership, heartbeats and liveness, the change feed.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -33,6 +34,9 @@ pub(crate) struct Control<R: ActorRuntime> {
     liveness: Liveness,
     feed: ChangeFeed,
     wake: Option<(Instant, R::Timer)>,
+    /// Nodes that said goodbye, with the process incarnation that did: late heartbeats of
+    /// that lifetime must not bring them back.
+    departed: std::collections::BTreeMap<NodeId, Incarnation>,
     heartbeat: Option<R::Timer>,
     interval: std::time::Duration,
     stopped: bool,
@@ -55,6 +59,7 @@ impl<R: ActorRuntime> Control<R> {
             clock,
             me: Arc::new(OnceLock::new()),
             wake: None,
+            departed: std::collections::BTreeMap::new(),
             heartbeat: None,
             interval: config.heartbeat_interval,
             stopped: false,
@@ -122,9 +127,13 @@ impl<R: ActorRuntime> Control<R> {
     }
 
     fn join(&mut self, now: Instant, node: NodeId, incarnation: Incarnation) {
-        self.shared.members().insert(node, incarnation);
         self.liveness.handle_joined(now, node);
+        // Broadcast under the members lock (it only enqueues): whoever sees the member also
+        // finds the `Up` already queued for every registered state.
+        let mut members = self.shared.members();
+        members.insert(node, incarnation);
         self.broadcast(Membership::Up(node, incarnation));
+        drop(members);
     }
 
     fn on_frame(&mut self, now: Instant, from: NodeId, frame: Frame) {
@@ -136,6 +145,9 @@ impl<R: ActorRuntime> Control<R> {
         match frame.kind {
             FrameKind::Heartbeat => {
                 let incarnation = frame.generation.incarnation;
+                if self.departed.get(&from) == Some(&incarnation) {
+                    return; // a late beat of a lifetime that already said goodbye
+                }
                 let known = self.shared.members().get(&from).copied();
                 let back = self.liveness.handle_heard(now, from);
                 if known != Some(incarnation) || back {
@@ -146,6 +158,7 @@ impl<R: ActorRuntime> Control<R> {
             }
             FrameKind::Feed => self.route_notices(from, &frame.payload),
             FrameKind::Goodbye => {
+                self.departed.insert(from, frame.generation.incarnation);
                 self.shared.members().remove(&from);
                 self.liveness.handle_left(from);
                 self.broadcast(Membership::Left(from));
@@ -211,7 +224,7 @@ impl<R: ActorRuntime> Control<R> {
     fn send_node_frame(&self, kind: FrameKind, payload: Vec<u8>) {
         let frame = Frame {
             kind,
-            state: String::new(),
+            state: Cow::Borrowed(""),
             source: self.shared.id,
             generation: Generation::new(self.shared.incarnation, Age(0)),
             payload_version: wire::FORMAT_VERSION.into(),

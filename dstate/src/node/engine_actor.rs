@@ -68,6 +68,8 @@ pub(crate) struct StateShared<V> {
     pub(crate) views: ArcSwap<ViewMap<V>>,
     pub(crate) generation: Mutex<Generation>,
     pub(crate) events: broadcast::Sender<ChangeEvent<V>>,
+    /// Events lost by lagging subscribers, all subscribers together.
+    pub(crate) lagged: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) ready: watch::Sender<bool>,
 }
 
@@ -140,8 +142,13 @@ impl<R: ActorRuntime, D: DeltaDistributedState> EngineActor<R, D> {
                 self.engine.handle_query(now, id, max_staleness);
             }
             EngineMsg::Diagnostics(reply) => {
+                let mut diagnostics = self.engine.diagnostics(now);
+                diagnostics.subscriber_lag = self
+                    .shared
+                    .lagged
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 // The caller may have given up waiting; nothing to do then.
-                let _ = reply.send((self.engine.diagnostics(now), self.engine.health(now)));
+                let _ = reply.send((diagnostics, self.engine.health(now)));
             }
             EngineMsg::Tick => {
                 self.timer = None;

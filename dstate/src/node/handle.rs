@@ -1,5 +1,6 @@
 //! The typed handle an application uses for one registered state type.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,7 @@ impl<R> QueryResult<R> {
 pub struct Subscription<V> {
     receiver: broadcast::Receiver<ChangeEvent<V>>,
     lagged: u64,
+    total_lagged: Arc<AtomicU64>,
 }
 
 impl<V: Send + Sync + 'static> Subscription<V> {
@@ -64,7 +66,7 @@ impl<V: Send + Sync + 'static> Subscription<V> {
         loop {
             match self.receiver.recv().await {
                 Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(missed)) => self.lagged += missed,
+                Err(broadcast::error::RecvError::Lagged(missed)) => self.count_lag(missed),
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
@@ -75,7 +77,7 @@ impl<V: Send + Sync + 'static> Subscription<V> {
         loop {
             match self.receiver.try_recv() {
                 Ok(event) => return Some(event),
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.lagged += missed,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.count_lag(missed),
                 Err(_) => return None,
             }
         }
@@ -84,6 +86,12 @@ impl<V: Send + Sync + 'static> Subscription<V> {
     /// Events this subscriber lost because it fell behind.
     pub fn lagged(&self) -> u64 {
         self.lagged
+    }
+
+    fn count_lag(&mut self, missed: u64) {
+        self.lagged += missed;
+        self.total_lagged.fetch_add(missed, Ordering::Relaxed);
+        tracing::debug!(missed, "subscriber lagged");
     }
 }
 
@@ -149,6 +157,23 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         })
     }
 
+    /// Run `projection` now if every view meets `max_staleness`, without pulling; otherwise
+    /// [`QueryError::Stale`] lists the views that miss it. Lock-free, never waits.
+    pub fn try_query<R>(
+        &self,
+        max_staleness: Duration,
+        projection: impl FnOnce(&ViewMap<D::View>) -> R,
+    ) -> Result<R, QueryError> {
+        let now = self.clock.now();
+        let views = self.shared.views.load();
+        if views.all_fresh(now, max_staleness) {
+            return Ok(projection(&views));
+        }
+        Err(QueryError::Stale {
+            nodes: views.stale(now, max_staleness),
+        })
+    }
+
     /// Run `projection` over the views as they are, without any staleness check. Lock-free.
     pub fn read<R>(&self, projection: impl FnOnce(&ViewMap<D::View>) -> R) -> R {
         projection(&self.shared.views.load())
@@ -174,6 +199,7 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         Subscription {
             receiver: self.shared.events.subscribe(),
             lagged: 0,
+            total_lagged: self.shared.lagged.clone(),
         }
     }
 
@@ -187,8 +213,12 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         Ok(self.diagnostics_and_health().await?.1)
     }
 
-    /// Resolves once this node holds a view from every peer known to be live.
+    /// Resolves once this node holds a view from every peer known to be live. Membership
+    /// changes already delivered to the state's actor are taken into account; call it after
+    /// the adapter reports the cluster connected.
     pub async fn ready(&self) -> Result<(), QueryError> {
+        // A round trip through the actor: everything queued before is processed first.
+        self.diagnostics_and_health().await?;
         let mut ready: watch::Receiver<bool> = self.shared.ready.subscribe();
         ready
             .wait_for(|synced| *synced)

@@ -223,6 +223,7 @@ impl<R: ActorRuntime> Node<R> {
             views: ArcSwap::new(views),
             generation: std::sync::Mutex::new(engine.generation()),
             events,
+            lagged: Arc::default(),
             ready,
         });
         let control = inner.control.clone();

@@ -1,5 +1,7 @@
 //! The frame type and its codec.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +71,7 @@ pub struct Frame {
     /// What it carries.
     pub kind: FrameKind,
     /// State name (empty for node-level kinds).
-    pub state: String,
+    pub state: Cow<'static, str>,
     /// Node whose shard this is about (must equal the authenticated sender for data kinds).
     pub source: NodeId,
     /// Generation the frame refers to.

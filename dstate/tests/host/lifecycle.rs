@@ -168,3 +168,36 @@ async fn a_restarted_peer_replaces_its_old_incarnation_everywhere() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn health_degrades_when_a_peer_goes_down_and_ready_waits_for_every_live_peer() {
+    let mut cluster = Cluster::new(2);
+    let a = cluster.nodes[0]
+        .node
+        .register::<TestState>(StateConfig::default())
+        .await
+        .unwrap();
+    let b = cluster.nodes[1]
+        .node
+        .register::<TestState>(StateConfig::default())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), a.ready())
+        .await
+        .expect("ready in time")
+        .unwrap();
+    assert_eq!(a.read(|v| v.len()), 2, "ready means b's view is held");
+    assert_eq!(a.health().await.unwrap(), dstate::Health::Healthy);
+    b.mutate(|s| s.value = 1).await.unwrap();
+    cluster.crash(NodeId(2));
+    eventually("health degraded", || async {
+        a.health().await.unwrap() == dstate::Health::Degraded
+    })
+    .await;
+    let diagnostics = a.diagnostics().await.unwrap();
+    assert!(matches!(
+        diagnostics.peers[&NodeId(2)].status,
+        PeerStatus::Down { .. }
+    ));
+    assert!(diagnostics.peers[&NodeId(2)].counters.frames_in > 0);
+}

@@ -4,4 +4,5 @@
 mod cluster;
 mod lifecycle;
 mod persistence;
+mod rules;
 mod strategies;

@@ -6,7 +6,7 @@ use crate::ids::{Age, Incarnation};
 fn counter_frame(value: u64) -> Frame {
     Frame {
         kind: FrameKind::Delta,
-        state: "counter".to_owned(),
+        state: "counter".into(),
         source: NodeId(3),
         generation: Generation::new(Incarnation(1_763_700_000_000), Age(42)),
         payload_version: 1,
@@ -99,7 +99,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         .prop_map(
             |(kind, state, source, inc, age, payload_version, payload)| Frame {
                 kind,
-                state,
+                state: state.into(),
                 source: NodeId(source),
                 generation: Generation::new(Incarnation(inc), Age(age)),
                 payload_version,
