@@ -155,7 +155,7 @@ fn snapshot(claimed: NodeId, value: u64, incarnation: Incarnation) -> Bytes {
     };
     let frame = Frame {
         kind: FrameKind::Snapshot { ack: false },
-        state: TestState::name().to_string(),
+        state: TestState::name().into(),
         source: claimed,
         generation: Generation::new(incarnation, Age(1)),
         payload_version: TestState::WIRE_VERSION,
