@@ -15,6 +15,7 @@
 //!   `reconnect <node>`, `flush`, `quit`.
 //! * `--scenario`: a full dstate node with the core's test states, answering the core's
 //!   process-cluster protocol (`dstate::test_support::process`).
+//! * `--bench-peer`: the remote side of `benches/replication.rs` (reports one-way latencies).
 //! * `--spoof`: a bare ractor_cluster node holding the cookie that sends forged frames to
 //!   every dstate endpoint it sees (`spoof` command), for the rejection test.
 
@@ -25,6 +26,8 @@ use std::time::Duration;
 use dstate::NodeId;
 use dstate_ractor::{RactorCluster, RactorClusterBuilder};
 
+mod bench_peer;
+mod bench_states;
 mod scenario;
 mod spoof;
 mod transport_mode;
@@ -34,6 +37,7 @@ enum Mode {
     Transport,
     Scenario,
     Spoof,
+    BenchPeer,
 }
 
 struct Args {
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             "--strategy" => args.strategy = value()?,
             "--scenario" => args.mode = Mode::Scenario,
             "--spoof" => args.mode = Mode::Spoof,
+            "--bench-peer" => args.mode = Mode::BenchPeer,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -122,5 +127,6 @@ async fn main() {
         Mode::Transport => transport_mode::run(args).await,
         Mode::Scenario => scenario::run(args).await,
         Mode::Spoof => spoof::run(args.cookie, args.seeds).await,
+        Mode::BenchPeer => bench_peer::run(args).await,
     }
 }
