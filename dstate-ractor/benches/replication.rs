@@ -6,9 +6,10 @@
 //!   the same session. One-way times use the wall clock both processes share (stamp taken
 //!   by A just before the call, read by B when the change is visible). Criterion reports
 //!   the mean; p50/p99 of every measured operation are printed after each benchmark.
-//! * `throughput/burst_to_2_peers`: mutations committed back to back on A with two peer
-//!   processes (B, C) connected, and the time from the end of each burst until the final
-//!   value is visible on both peers (printed).
+//! * `throughput/*`: bursts of mutations on A, issued by one caller (`sequential`) or by
+//!   many (`pipelined_64`: up to 64 in flight), first with no peer (the host on ractor
+//!   alone), then with two peer processes (B, C) connected; with peers, the time from the
+//!   end of each burst until the final value is visible on both is printed.
 //!
 //! `cargo bench -p dstate-ractor --bench replication`
 
@@ -276,65 +277,118 @@ fn latency(c: &mut Criterion, local: &Local, peer: &mut Peer) {
     group.finish();
 }
 
-fn throughput(c: &mut Criterion, local: &Local, peers: &mut [Peer]) {
+/// How the burst's mutations are issued.
+#[derive(Clone, Copy)]
+enum Issue {
+    /// One caller awaiting each mutation before the next.
+    Sequential,
+    /// Many callers: up to this many mutations in flight.
+    Pipelined(usize),
+}
+
+/// `count` mutations of the burst state, the last one marked and stamped; runs on a task of
+/// the runtime (as application code would). Returns the final stamp.
+fn burst(local: &Local, count: u64, issue: Issue, sequence: &mut u64) -> u64 {
+    let handle = local.burst.clone();
+    let first = *sequence;
+    *sequence += count;
+    let task = async move {
+        match issue {
+            Issue::Sequential => {
+                for i in 1..count {
+                    let value = first + i;
+                    handle
+                        .mutate(move |s| s.stamp_ns = value)
+                        .await
+                        .expect("mutate");
+                }
+            }
+            Issue::Pipelined(depth) => {
+                use futures::stream::{self, StreamExt as _};
+                stream::iter(1..count)
+                    .map(|i| {
+                        let handle = handle.clone();
+                        async move {
+                            let value = first + i;
+                            handle
+                                .mutate(move |s| s.stamp_ns = value)
+                                .await
+                                .expect("mutate");
+                        }
+                    })
+                    .buffer_unordered(depth)
+                    .for_each(|()| async {})
+                    .await;
+            }
+        }
+        let last = now_ns();
+        handle
+            .mutate(move |s| s.stamp_ns = last | MARK)
+            .await
+            .expect("mutate");
+        last
+    };
+    local.rt.block_on(local.rt.spawn(task)).expect("burst task")
+}
+
+fn throughput(c: &mut Criterion, local: &Local, peers: &mut [Peer], sequence: &mut u64) {
     const BURST: u64 = 20_000;
     let mut group = c.benchmark_group("throughput");
     group.throughput(Throughput::Elements(BURST));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.warm_up_time(Duration::from_secs(1));
-    let mut arrivals = Samples::default();
-    let mut sequence = 0u64;
-    group.bench_function("burst_to_2_peers", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let (end, last) = local.rt.block_on(async {
-                    for _ in 0..BURST - 1 {
-                        sequence += 1;
-                        let value = sequence;
-                        local
-                            .burst
-                            .mutate(move |s| s.stamp_ns = value)
-                            .await
-                            .expect("mutate");
+    let label = if peers.is_empty() {
+        "no_peers"
+    } else {
+        "2_peers"
+    };
+    for (name, issue) in [
+        ("sequential", Issue::Sequential),
+        ("pipelined_64", Issue::Pipelined(64)),
+    ] {
+        let mut arrivals = Samples::default();
+        group.bench_function(format!("{name}_to_{label}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let last = burst(local, BURST, issue, sequence);
+                    total += start.elapsed();
+                    let end_ns = now_ns();
+                    let mut worst = 0u64;
+                    for peer in peers.iter_mut() {
+                        let latency = peer.latency_of("seen burst", last);
+                        // Arrival after the burst ended = stamp + latency - end.
+                        worst = worst.max((last + latency).saturating_sub(end_ns));
                     }
-                    let last = now_ns();
-                    local
-                        .burst
-                        .mutate(move |s| s.stamp_ns = last | MARK)
-                        .await
-                        .expect("mutate");
-                    (Instant::now(), last)
-                });
-                total += end - start;
-                let end_ns = now_ns();
-                let mut worst = 0u64;
-                for peer in peers.iter_mut() {
-                    let latency = peer.latency_of("seen burst", last);
-                    // Arrival after the burst ended = stamp + latency - end.
-                    worst = worst.max((last + latency).saturating_sub(end_ns));
+                    arrivals.0.push(worst);
                 }
-                arrivals.0.push(worst);
-            }
-            total
-        })
-    });
+                total
+            })
+        });
+        if !peers.is_empty() {
+            arrivals.report(&format!(
+                "throughput/{name}_to_{label}: final value visible on both peers after the burst"
+            ));
+        }
+    }
     group.finish();
-    arrivals.report("throughput/final_value_visible_on_both_peers_after_burst");
 }
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let local = start_local();
+    let mut sequence = 0;
+    // The host on ractor alone, for reference: nothing to replicate to.
+    throughput(&mut c, &local, &mut [], &mut sequence);
     let address = local.cluster.local_addr().to_string();
     let mut b = Peer::start(2, &address);
     local.wait_peers(1);
     latency(&mut c, &local, &mut b);
     let mut peers = vec![b, Peer::start(3, &address)];
     local.wait_peers(2);
-    throughput(&mut c, &local, &mut peers);
+    throughput(&mut c, &local, &mut peers, &mut sequence);
     let Local {
         rt, cluster, node, ..
     } = local;

@@ -205,14 +205,14 @@ fn a_burst_is_bounded_by_the_window_and_every_accepted_frame_arrives() {
         counts["refused"] > 0,
         "a tight loop outruns the acks: {reply}"
     );
-    // In flight never exceeds the window (1024 frames by default).
+    // In flight never exceeds the window (256 frames by default).
     let peers = a.request("peers", "PEERS ");
     let in_flight: u64 = peers
         .rsplit(':')
         .next()
         .and_then(|n| n.parse().ok())
         .expect("count");
-    assert!(in_flight <= 1024, "{peers}");
+    assert!(in_flight <= 256, "{peers}");
     assert_eq!(a.request("flush", "FLUSHED "), "FLUSHED 1");
     let sent = counts["sent"];
     b.poll("stats", "STATS ", |l| {
