@@ -30,16 +30,19 @@ fn cluster(strategy: &str) -> ProcessCluster {
 }
 
 fn cluster_with_cookie(strategy: &str, cookie: String) -> ProcessCluster {
+    cluster_with(strategy, cookie, false)
+}
+
+/// With `persist`, every node keeps its shards in the core's durable store in its data
+/// directory (which survives its restarts).
+fn cluster_with(strategy: &str, cookie: String, persist: bool) -> ProcessCluster {
     ProcessCluster::new(strategy, move |spec| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_dstate-ractor-node"));
-        command.args([
-            "--scenario",
-            "--cookie",
-            &cookie,
-            "--strategy",
-            &spec.strategy,
-        ]);
-        command.args(["--node", &spec.id.to_string()]);
+        command.args(["--scenario", "--cookie", &cookie]);
+        command.args(["--strategy", &spec.strategy, "--node", &spec.id.to_string()]);
+        if persist {
+            command.arg("--data-dir").arg(spec.data_dir.join("store"));
+        }
         for seed in &spec.seeds {
             command.args(["--seed", seed]);
         }
@@ -81,6 +84,18 @@ fn delta_state_converges_with_periodic_sync() {
 fn a_killed_node_is_kept_down_and_its_restart_replaces_it() {
     scenarios::kill_and_restart(&mut cluster("push"), StateKind::Simple, false)
         .expect("kill and restart");
+}
+
+#[test]
+fn a_killed_node_with_durable_state_resumes_its_own_shard() {
+    let mut cluster = cluster_with("push", fresh_cookie(), true);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Simple, true).expect("resumes");
+}
+
+#[test]
+fn a_killed_delta_node_with_durable_state_resumes_its_own_shard() {
+    let mut cluster = cluster_with("push", fresh_cookie(), true);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Delta, true).expect("resumes");
 }
 
 #[test]

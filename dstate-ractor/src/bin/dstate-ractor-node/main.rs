@@ -14,7 +14,8 @@
 //!   <value> <incarnation>` (a `TestState` snapshot frame), `peers`, `stats`,
 //!   `reconnect <node>`, `flush`, `quit`.
 //! * `--scenario`: a full dstate node with the core's test states, answering the core's
-//!   process-cluster protocol (`dstate::test_support::process`).
+//!   process-cluster protocol (`dstate::test_support::process`); with `--data-dir DIR` its
+//!   shards persist in the core's durable file store there.
 //! * `--bench-peer`: the remote side of `benches/replication.rs` (reports one-way latencies).
 //! * `--spoof`: a bare ractor_cluster node holding the cookie that sends forged frames to
 //!   every dstate endpoint it sees (`spoof` command), for the rejection test.
@@ -49,6 +50,7 @@ struct Args {
     advertise: Option<SocketAddr>,
     source: Option<IpAddr>,
     strategy: String,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         advertise: None,
         source: None,
         strategy: String::from("push"),
+        data_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
                 args.source = Some(value()?.parse().map_err(|e| format!("--source: {e}"))?)
             }
             "--strategy" => args.strategy = value()?,
+            "--data-dir" => args.data_dir = Some(value()?.into()),
             "--scenario" => args.mode = Mode::Scenario,
             "--spoof" => args.mode = Mode::Spoof,
             "--bench-peer" => args.mode = Mode::BenchPeer,

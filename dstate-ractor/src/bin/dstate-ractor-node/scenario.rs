@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dstate::test_support::process::serve_commands;
-use dstate::{Node, NodeConfig, StateConfig, SyncStrategy};
+use dstate::{DurablePersistence, Node, NodeConfig, StateConfig, SyncStrategy};
 use dstate_ractor::RactorRuntime;
 
 use super::{builder, fail, Args};
@@ -28,11 +28,17 @@ pub(crate) async fn run(args: Args) {
         Err(err) => fail("start", err),
     };
     let transport: Arc<dyn dstate::Transport> = cluster.transport();
-    let node = Node::builder(args.node, runtime.clone())
+    let mut node = Node::builder(args.node, runtime.clone())
         .transport(transport)
         // Faster than the default so hung-peer tests finish quickly.
-        .config(NodeConfig::new().with_heartbeat(Duration::from_millis(250), 4))
-        .start();
+        .config(NodeConfig::new().with_heartbeat(Duration::from_millis(250), 4));
+    if let Some(dir) = &args.data_dir {
+        match DurablePersistence::open(dir) {
+            Ok(store) => node = node.persistence(Arc::new(store)),
+            Err(err) => fail("open the durable store", err),
+        }
+    }
+    let node = node.start();
     if let Err(err) = cluster.attach_node(&node).await {
         fail("attach", err);
     }
