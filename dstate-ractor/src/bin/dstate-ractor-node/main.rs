@@ -5,6 +5,7 @@
 //! ```text
 //! dstate-ractor-node [--scenario|--spoof] --node 1 --cookie secret [--listen 127.0.0.1:0]
 //!     [--seed HOST:PORT]... [--advertise ADDR] [--source IP] [--strategy push|feed|periodic]
+//!     [--data-dir DIR] [--tls CA.pem CERT.pem KEY.pem]
 //! ```
 //!
 //! * default (transport mode): cluster membership and raw frames, no dstate engine.
@@ -31,6 +32,7 @@ mod bench_peer;
 mod bench_states;
 mod scenario;
 mod spoof;
+mod tls;
 mod transport_mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,8 @@ struct Args {
     source: Option<IpAddr>,
     strategy: String,
     data_dir: Option<std::path::PathBuf>,
+    /// `--tls CA CERT KEY`: PEM files; peers are checked against the name `dstate.test`.
+    tls: Option<[std::path::PathBuf; 3]>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -64,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         source: None,
         strategy: String::from("push"),
         data_dir: None,
+        tls: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--strategy" => args.strategy = value()?,
             "--data-dir" => args.data_dir = Some(value()?.into()),
+            "--tls" => args.tls = Some([value()?.into(), value()?.into(), value()?.into()]),
             "--scenario" => args.mode = Mode::Scenario,
             "--spoof" => args.mode = Mode::Spoof,
             "--bench-peer" => args.mode = Mode::BenchPeer,
@@ -101,6 +107,12 @@ fn builder(args: &Args) -> RactorClusterBuilder {
     }
     if let Some(source) = args.source {
         builder = builder.outbound_source(source);
+    }
+    if let Some([ca, cert, key]) = &args.tls {
+        match tls::settings(ca, cert, key, "dstate.test") {
+            Ok(settings) => builder = builder.tls(settings),
+            Err(err) => fail("tls", err),
+        }
     }
     builder
 }
