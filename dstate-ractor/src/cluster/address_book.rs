@@ -16,7 +16,7 @@ const LEARNED_FAILURE_LIMIT: u32 = 8;
 /// Result of one dial attempt, as the dial task reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DialOutcome {
-    /// TCP (and TLS) connected; the session to `peer` was handed to the NodeServer.
+    /// TCP (and TLS) connected to `peer`; the stream is being handed to the NodeServer.
     Connected { peer: String },
     /// The address resolves to this node's own listener.
     OwnAddress,

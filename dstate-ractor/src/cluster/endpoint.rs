@@ -297,6 +297,7 @@ impl EndpointState {
                 DialOutcome::Failed(reason) => {
                     tracing::debug!(address, reason, "dial failed");
                     Counters::bump(&self.shared.counters.dial_failures);
+                    self.pending_dials.retain(|_, a| *a != address);
                     self.book.on_dial_failed(&address, now);
                 }
             },
@@ -502,6 +503,7 @@ impl EndpointState {
     }
 
     fn start_flush(&mut self, myself: &ActorRef<EndpointMsg>, reply: oneshot::Sender<usize>) {
+        self.tasks.retain(|task| !task.is_finished());
         let id = self.next_flush;
         self.next_flush += 1;
         let mut waiting = HashSet::new();

@@ -90,44 +90,62 @@ pub(crate) struct Dialer {
 
 impl Dialer {
     /// Dial `address` in the background; the outcome comes back as
-    /// [`LocalMsg::DialFinished`].
+    /// [`LocalMsg::DialFinished`]. A connected stream is reported *before* it is handed to
+    /// the NodeServer, so the endpoint always knows the dial before its session opens.
     pub(crate) fn spawn(&self, address: String) {
         let dialer = self.clone();
         tokio::spawn(async move {
-            let outcome = match tokio::time::timeout(dialer.timeout, dialer.dial(&address)).await {
-                Ok(outcome) => outcome,
-                Err(_) => DialOutcome::Failed(String::from("connect timed out")),
+            let dialled = tokio::time::timeout(dialer.timeout, dialer.dial(&address)).await;
+            let stream = match dialled {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(outcome)) => return dialer.report(address, outcome),
+                Err(_) => {
+                    let outcome = DialOutcome::Failed(String::from("connect timed out"));
+                    return dialer.report(address, outcome);
+                }
             };
-            let done = LocalMsg::DialFinished { address, outcome };
-            // The endpoint stopped: the cluster is shutting down.
-            let _ = dialer.endpoint.cast(EndpointMsg::Local(done));
+            let peer = match &*stream {
+                NetworkStream::Raw { peer_addr, .. }
+                | NetworkStream::TlsClient { peer_addr, .. }
+                | NetworkStream::TlsServer { peer_addr, .. } => peer_addr.to_string(),
+                NetworkStream::External { peer_label, .. } => {
+                    peer_label.clone().unwrap_or_default()
+                }
+            };
+            dialer.report(address.clone(), DialOutcome::Connected { peer });
+            let opened = NodeServerMessage::ConnectionOpened {
+                stream,
+                is_server: false,
+            };
+            if dialer.node_server.cast(opened).is_err() {
+                let outcome = DialOutcome::Failed(String::from("node server stopped"));
+                dialer.report(address, outcome);
+            }
         });
     }
 
-    async fn dial(&self, address: &str) -> DialOutcome {
+    fn report(&self, address: String, outcome: DialOutcome) {
+        let done = LocalMsg::DialFinished { address, outcome };
+        // The endpoint stopped: the cluster is shutting down.
+        let _ = self.endpoint.cast(EndpointMsg::Local(done));
+    }
+
+    async fn dial(&self, address: &str) -> Result<Box<NetworkStream>, DialOutcome> {
         let candidates = match tokio::net::lookup_host(address).await {
             Ok(found) => found.collect::<Vec<_>>(),
-            Err(err) => return DialOutcome::Failed(format!("resolve: {err}")),
+            Err(err) => return Err(DialOutcome::Failed(format!("resolve: {err}"))),
         };
         let Some(target) = candidates.first().copied() else {
-            return DialOutcome::Failed(String::from("address resolves to nothing"));
+            return Err(DialOutcome::Failed(String::from(
+                "address resolves to nothing",
+            )));
         };
         if self.is_own(target) {
-            return DialOutcome::OwnAddress;
+            return Err(DialOutcome::OwnAddress);
         }
         match self.connect(target).await {
-            Ok(stream) => {
-                let peer = target.to_string();
-                let opened = NodeServerMessage::ConnectionOpened {
-                    stream: Box::new(stream),
-                    is_server: false,
-                };
-                match self.node_server.cast(opened) {
-                    Ok(()) => DialOutcome::Connected { peer },
-                    Err(_) => DialOutcome::Failed(String::from("node server stopped")),
-                }
-            }
-            Err(err) => DialOutcome::Failed(err.to_string()),
+            Ok(stream) => Ok(Box::new(stream)),
+            Err(err) => Err(DialOutcome::Failed(err.to_string())),
         }
     }
 
