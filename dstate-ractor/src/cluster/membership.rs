@@ -53,6 +53,8 @@ struct Session<E> {
     hello_sent: bool,
     hello: Option<Hello>,
     joined: Option<NodeId>,
+    /// Already reported as expired (the stop is under way).
+    expired: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,7 @@ impl<E: Clone> Membership<E> {
             hello_sent: false,
             hello: None,
             joined: None,
+            expired: false,
         });
     }
 
@@ -203,18 +206,23 @@ impl<E: Clone> Membership<E> {
         }
     }
 
-    /// Sessions that have not joined within `timeout` of being opened (or of attach).
+    /// Sessions that have not joined within `timeout` of being opened (or of attach); each
+    /// is reported once.
     pub(crate) fn poll_expired(&mut self, now: Instant, timeout: Duration) -> Vec<Action<E>> {
         let Some((_, attached_at)) = self.incarnation else {
             return Vec::new();
         };
         self.sessions
-            .iter()
+            .iter_mut()
             .filter(|(_, s)| {
                 s.joined.is_none()
+                    && !s.expired
                     && now.saturating_duration_since(s.opened_at.max(attached_at)) >= timeout
             })
-            .map(|(id, _)| Action::StopSession(*id))
+            .map(|(id, s)| {
+                s.expired = true;
+                Action::StopSession(*id)
+            })
             .collect()
     }
 

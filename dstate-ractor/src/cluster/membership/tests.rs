@@ -193,6 +193,10 @@ fn sessions_that_never_join_expire_after_attach() {
         m.poll_expired(attach_at + timeout, timeout),
         vec![Action::StopSession(7)]
     );
+    assert!(
+        m.poll_expired(attach_at + timeout * 2, timeout).is_empty(),
+        "reported once"
+    );
 }
 
 #[test]
