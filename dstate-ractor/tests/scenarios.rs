@@ -104,43 +104,19 @@ fn a_killed_delta_node_restarts_without_a_ghost() {
         .expect("kill and restart");
 }
 
-/// As `scenarios::graceful_leave`, but the leaving process is allowed to exit on its own:
-/// `ProcessCluster::leave` SIGKILLs it as soon as it answers, which can cut the goodbye
-/// frames still on their way through ractor_cluster's session actors (the core's
-/// `Node::shutdown` does not wait for the transport to flush).
 #[test]
 fn a_graceful_leave_removes_the_views_everywhere() {
-    let cookie = fresh_cookie();
-    let mut nodes: Vec<support::Node> = Vec::new();
-    for id in 1..=3u64 {
-        let id_text = id.to_string();
-        let mut args = vec!["--cookie", cookie.as_str(), "--node", id_text.as_str()];
-        let seeds: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
-        for seed in &seeds {
-            args.extend(["--seed", seed.as_str()]);
-        }
-        let mut node = support::Node::start_scenario(&format!("node-{id}"), &args);
-        node.request(&format!("mutate 1 simple {}", id * 100), "ok 1 ");
-        nodes.push(node);
-    }
-    let all = |l: &str| {
-        [" 1:100:up:", " 2:200:up:", " 3:300:up:"]
-            .iter()
-            .all(|v| l.contains(v))
-    };
-    for node in nodes.iter_mut() {
-        node.poll("read 2 simple", "views 2 ", all);
-    }
-    let mut leaving = nodes.pop().expect("node 3");
-    leaving.request("leave 4", "ok 4 ");
-    leaving.wait_exit();
-    for node in nodes.iter_mut() {
-        let gone = node.poll("read 3 simple", "views 3 ", |l| !l.contains(" 3:"));
-        assert!(
-            gone.contains(" 1:100:up:") && gone.contains(" 2:200:up:"),
-            "{gone}"
-        );
-    }
+    scenarios::graceful_leave(&mut cluster("push"), StateKind::Simple).expect("leave");
+}
+
+#[test]
+fn pure_change_feed_queries_pull_every_pending_view() {
+    scenarios::lazy_pull(&mut cluster("feed-only"), StateKind::Simple).expect("lazy pull");
+}
+
+#[test]
+fn pure_change_feed_queries_pull_pending_delta_views() {
+    scenarios::lazy_pull(&mut cluster("feed-only"), StateKind::Delta).expect("lazy pull");
 }
 
 #[test]
@@ -152,27 +128,7 @@ fn a_burst_of_ten_thousand_mutations_reaches_every_peer_in_bounded_memory() {
 
 #[test]
 fn a_delta_burst_reaches_every_peer_in_bounded_memory() {
-    // As `scenarios::burst`, but with the expected final value computed here: the child's
-    // burst reply for delta states reads the local view, which may trail the last commit.
-    let mut cluster = cluster("push");
-    for id in 1..=3 {
-        cluster.start(id).expect("start");
-    }
-    let mut expected = BTreeMap::from([(1, 0), (2, 0), (3, 0)]);
-    scenarios::wait_converged(&mut cluster, StateKind::Delta, &expected).expect("joined");
-    let before: Vec<u64> = (1..=3)
-        .map(|id| cluster.resident_kib(id).expect("mem"))
-        .collect();
-    cluster.burst(1, StateKind::Delta, 10_000).expect("burst");
-    expected.insert(1, 10_000);
-    scenarios::wait_converged(&mut cluster, StateKind::Delta, &expected).expect("converges");
-    for (index, id) in (1..=3).enumerate() {
-        let growth = cluster
-            .resident_kib(id)
-            .expect("mem")
-            .saturating_sub(before[index]);
-        assert!(growth <= 32 * 1024, "node {id} grew by {growth} KiB");
-    }
+    scenarios::burst(&mut cluster("push"), StateKind::Delta, 10_000, 32 * 1024).expect("burst");
 }
 
 #[test]

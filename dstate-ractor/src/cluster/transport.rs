@@ -13,6 +13,9 @@ use crate::cluster::membership::SessionId;
 use crate::cluster::protocol::{EndpointMsg, LocalMsg, Token, WireMsg};
 use crate::cluster::stats::Counters;
 
+/// How long `Transport::flush` waits for peers to acknowledge what was sent.
+const FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The [`Transport`] of a [`RactorCluster`](crate::RactorCluster); hand it to the dstate
 /// node builder.
 ///
@@ -243,6 +246,24 @@ impl Transport for RactorTransport {
 
     fn max_frame_bytes(&self) -> usize {
         self.shared.max_frame_bytes
+    }
+
+    fn flush(&self) -> dstate::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Some(endpoint) = self.shared.endpoint.get() else {
+                return;
+            };
+            let (reply, done) = tokio::sync::oneshot::channel();
+            if endpoint
+                .cast(EndpointMsg::Local(LocalMsg::Flush(reply)))
+                .is_err()
+            {
+                return; // the cluster already stopped: nothing left to flush
+            }
+            // Bounded: a peer that never acknowledges must not hold up a shutdown.
+            let acknowledged = tokio::time::timeout(FLUSH_DEADLINE, done).await;
+            tracing::debug!(?acknowledged, "transport flushed");
+        })
     }
 
     fn reconnect(&self, peer: NodeId) {
