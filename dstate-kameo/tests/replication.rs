@@ -71,65 +71,57 @@ fn three_nodes_converge_delta_periodic() {
 }
 
 #[test]
-fn kill_and_restart_retires_the_old_incarnation() {
+fn kill_and_restart_retires_the_old_incarnation_simple() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Simple, false).unwrap();
+}
+
+#[test]
+fn kill_and_restart_retires_the_old_incarnation_delta() {
     let (mut cluster, _) = cluster("push", false);
     scenarios::kill_and_restart(&mut cluster, StateKind::Delta, false).unwrap();
 }
 
 #[test]
-fn kill_and_restart_resumes_the_persisted_shard() {
+fn kill_and_restart_resumes_the_persisted_shard_simple() {
     let (mut cluster, _) = cluster("push", true);
     scenarios::kill_and_restart(&mut cluster, StateKind::Simple, true).unwrap();
 }
 
-/// The core's `scenarios::graceful_leave` kills the child right after it answers `leave`,
-/// before the adapter's goodbye can leave the process; node 3 therefore runs under this
-/// harness, which lets it exit on its own.
 #[test]
-fn graceful_leave_removes_the_views() {
-    let (mut cluster, key) = cluster("push", false);
-    cluster.start(1).unwrap();
-    cluster.start(2).unwrap();
-    let seed: std::net::SocketAddr = cluster.address(1).unwrap().parse().unwrap();
-    let dir = support::temp_dir("leave");
-    let mut three = Node::start(Opts {
-        extra: vec![
-            "--scenario".into(),
-            "push".into(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--no-persist".into(),
-        ],
-        ..Opts::new(3, &key).seed(seed)
-    });
-    let mut expected = BTreeMap::new();
-    for id in [1, 2] {
-        cluster.mutate(id, StateKind::Simple, id * 100).unwrap();
-        expected.insert(id, id * 100);
-    }
-    three.cmd("mutate 1 simple 300", "ok 1");
-    expected.insert(3, 300);
-    scenarios::wait_converged(&mut cluster, StateKind::Simple, &expected).unwrap();
-
-    three.cmd("leave 2", "ok 2");
-    three.wait_exit();
-    cluster
-        .wait_until("node 3's views removed", support::DEADLINE, |c| {
-            let one = c.read(1, StateKind::Simple)?;
-            let two = c.read(2, StateKind::Simple)?;
-            let observed = format!("{one:?} {two:?}");
-            Ok((!one.contains_key(&3) && !two.contains_key(&3), observed))
-        })
-        .unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+fn kill_and_restart_resumes_the_persisted_shard_delta() {
+    let (mut cluster, _) = cluster("push", true);
+    scenarios::kill_and_restart(&mut cluster, StateKind::Delta, true).unwrap();
 }
 
 #[test]
-fn ten_thousand_mutation_burst_reaches_every_peer_with_bounded_memory() {
+fn graceful_leave_removes_the_views() {
     let (mut cluster, _) = cluster("push", false);
-    // Simple state: the core's child reports a delta burst's final value from
-    // `local_view()`, which may lag the last commit (reported to the core).
-    scenarios::burst(&mut cluster, StateKind::Simple, 10_000, 64 * 1024).unwrap();
+    scenarios::graceful_leave(&mut cluster, StateKind::Simple).unwrap();
+}
+
+#[test]
+fn lazy_pull_queries_return_every_value_simple() {
+    let (mut cluster, _) = cluster("feed-only", false);
+    scenarios::lazy_pull(&mut cluster, StateKind::Simple).unwrap();
+}
+
+#[test]
+fn lazy_pull_queries_return_every_value_delta() {
+    let (mut cluster, _) = cluster("feed-only", false);
+    scenarios::lazy_pull(&mut cluster, StateKind::Delta).unwrap();
+}
+
+#[test]
+fn ten_thousand_mutation_burst_reaches_every_peer_with_bounded_memory_simple() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::burst(&mut cluster, StateKind::Simple, 10_000, 32 * 1024).unwrap();
+}
+
+#[test]
+fn ten_thousand_mutation_burst_reaches_every_peer_with_bounded_memory_delta() {
+    let (mut cluster, _) = cluster("push", false);
+    scenarios::burst(&mut cluster, StateKind::Delta, 10_000, 32 * 1024).unwrap();
 }
 
 #[test]
@@ -168,6 +160,11 @@ fn a_spoofed_source_is_rejected() {
         .unwrap();
     let views = cluster.read(1, StateKind::Simple).unwrap();
     assert_eq!(views[&2].value, 200, "{views:?}");
+    let (rejected, _) = cluster.diagnostics(1, StateKind::Simple).unwrap();
+    assert!(
+        rejected >= 1,
+        "the forged frame was not counted as rejected"
+    );
 }
 
 /// Two nodes, each behind a proxy that carries every connection to it.

@@ -89,6 +89,12 @@ pub enum PersistError {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// The store's directory is already opened by another store (in this or another process).
+    #[error("the store directory {path} is in use by another store")]
+    Locked {
+        /// The directory.
+        path: String,
+    },
     /// A fault injected by a test backend.
     #[error("injected fault: {0}")]
     Injected(String),

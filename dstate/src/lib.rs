@@ -106,6 +106,10 @@ pub use node::{
     ChangeEvent, Inbound, Node, NodeBuilder, QueryResult, SimpleHandle, StateHandle, Subscription,
 };
 pub use object::{PeerStatus, StateObject, StateViewObject, ViewMap};
+#[cfg(all(feature = "durable", unix))]
+pub use persist::{
+    DurableOptions, DurablePersistence, DurableStats, Fault, FaultInjector, FaultOp,
+};
 pub use persist::{InMemoryPersistence, PersistedShard, StatePersistence};
 pub use runtime::{
     ActorRef, ActorRuntime, BoxFuture, Clock, ClusterEvent, ClusterEventBus, ClusterEvents,

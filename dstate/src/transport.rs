@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use crate::error::TransportError;
 use crate::ids::NodeId;
+use crate::runtime::BoxFuture;
 
 /// Moves opaque frames between dstate nodes. Implemented by the adapters (and by the
 /// in-memory transport of `test_support`).
@@ -20,6 +21,13 @@ pub trait Transport: Send + Sync + 'static {
     /// Largest frame this transport carries in one message.
     fn max_frame_bytes(&self) -> usize {
         usize::MAX
+    }
+
+    /// Resolves once the frames queued so far have been handed to the network (or could not
+    /// be). [`Node::shutdown`](crate::Node::shutdown) awaits it after its goodbye frames so a
+    /// process that exits right after shutting down does not cut them off.
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 
     /// The liveness check found `peer` silent: drop its connection and redial it.

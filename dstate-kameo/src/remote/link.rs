@@ -216,8 +216,10 @@ impl Sender {
                     match result {
                         Ok(BatchReply::Accepted) => {
                             unacked.remove(&outgoing.batch.seq);
-                            self.outstanding
-                                .fetch_sub(outgoing.batch.frames.0.len(), Ordering::AcqRel);
+                            let frames = outgoing.batch.frames.0.len();
+                            if self.outstanding.fetch_sub(frames, Ordering::AcqRel) == frames {
+                                self.shared.drained.notify_waiters();
+                            }
                             bump(&self.shared.counters.batches_sent);
                             add(&self.shared.counters.frames_sent, outgoing.batch.frames.0.len() as u64);
                             add(&self.shared.counters.bytes_sent, outgoing.bytes as u64);

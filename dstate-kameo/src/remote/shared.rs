@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     sessions: RwLock<HashMap<SessionToken, SessionPeer>>,
     /// Outbound link per joined node.
     links: RwLock<HashMap<NodeId, Arc<LinkHandle>>>,
+    /// Woken whenever a link has delivered everything it took.
+    pub(crate) drained: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -109,6 +111,7 @@ impl Shared {
             commands,
             sessions: RwLock::new(HashMap::new()),
             links: RwLock::new(HashMap::new()),
+            drained: tokio::sync::Notify::new(),
         })
     }
 
@@ -147,6 +150,24 @@ impl Shared {
     /// Every link delivered everything it took.
     pub(crate) fn links_idle(&self) -> bool {
         read(&self.links).values().all(|link| link.is_idle())
+    }
+
+    /// Waits until every link delivered everything it took, or `within` passed.
+    pub(crate) async fn wait_idle(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a link draining in between still wakes us.
+            drained.as_mut().enable();
+            if self.links_idle() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                tracing::debug!("links did not drain before the deadline");
+                return;
+            }
+        }
     }
 
     pub(crate) fn clear_links(&self) {

@@ -3,11 +3,16 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use dstate::{NodeId, Transport, TransportError};
+use dstate::{BoxFuture, NodeId, Transport, TransportError};
 
 use super::shared::{Command, Shared};
 use super::stats::{bump, TransportStats};
+
+/// Longest [`Transport::flush`] waits for unacknowledged frames.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Sends dstate frames to peers over kameo remote messages.
 ///
@@ -60,6 +65,12 @@ impl Transport for KameoTransport {
 
     fn max_frame_bytes(&self) -> usize {
         self.shared.limits.max_frame_bytes
+    }
+
+    /// Resolves once every frame taken so far was acknowledged by its peer's endpoint (or
+    /// after [`FLUSH_TIMEOUT`], when a peer does not answer).
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.shared.wait_idle(FLUSH_TIMEOUT))
     }
 
     fn reconnect(&self, peer: NodeId) {

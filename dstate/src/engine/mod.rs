@@ -78,6 +78,10 @@ pub struct Engine<D: DeltaDistributedState, T = ()> {
     shard: Shard<D, T>,
     peers: BTreeMap<NodeId, Peer>,
     views: Arc<ViewMap<D::View>>,
+    /// Generation of each peer view removed (leave, eviction, retirement) and not replaced
+    /// since: until a view of that peer is installed again, nothing older is accepted, so a
+    /// late frame of its previous process cannot take the view back in time.
+    removed: BTreeMap<NodeId, Generation>,
     views_dirty: bool,
     emit_view_events: bool,
     pulls: Pulls,
@@ -140,6 +144,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             shard: Shard::new(start, own_view),
             peers: BTreeMap::new(),
             views: Arc::new(views),
+            removed: BTreeMap::new(),
             views_dirty: true,
             emit_view_events: true,
             pulls: Pulls::default(),
@@ -308,11 +313,8 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     }
 
     fn remove_view(&mut self, source: NodeId) {
-        if Arc::make_mut(&mut self.views)
-            .views
-            .remove(&source)
-            .is_some()
-        {
+        if let Some(removed) = Arc::make_mut(&mut self.views).views.remove(&source) {
+            self.removed.insert(source, removed.generation);
             self.views_dirty = true;
             self.reassembler.forget(source);
             if self.emit_view_events {

@@ -22,6 +22,9 @@ pub(super) struct Peer {
     pub(super) acked: Option<Generation>,
     /// A snapshot request to this peer is outstanding until this instant.
     pub(super) pull_until: Option<Instant>,
+    /// Newest shard incarnation heard from the peer: anything older is a previous lifetime,
+    /// discarded even once its view was retired.
+    pub(super) newest_incarnation: Option<Incarnation>,
     pub(super) counters: LinkCounters,
     pub(super) last_error: Option<String>,
 }
@@ -36,6 +39,7 @@ impl Peer {
             retry_at: None,
             acked: None,
             pull_until: None,
+            newest_incarnation: None,
             counters: LinkCounters::default(),
             last_error: None,
         }

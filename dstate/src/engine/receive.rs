@@ -28,6 +28,16 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         peer.counters.frames_in += 1;
         peer.counters.bytes_in += size;
         let generation = frame.generation;
+        let carries_own_generation = matches!(
+            frame.kind,
+            FrameKind::Snapshot { .. }
+                | FrameKind::SnapshotChunk { .. }
+                | FrameKind::Delta
+                | FrameKind::Current
+        );
+        if carries_own_generation && self.discard_previous_lifetime(from, generation) {
+            return;
+        }
         match frame.kind {
             FrameKind::Snapshot { ack } => self.on_snapshot(
                 now,
@@ -81,7 +91,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
 
     /// A change-feed notice or heartbeat entry: `from`'s shard is at `generation`.
     pub fn handle_notice(&mut self, now: Instant, from: NodeId, generation: Generation) {
-        if from == self.local {
+        if from == self.local || self.discard_previous_lifetime(from, generation) {
             return;
         }
         if self.retire_if_older(from, generation) {
@@ -225,6 +235,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             .and_then(|v| v.pending)
             .filter(|p| *p > generation);
         self.peer_mut(from).pull_until = None;
+        self.removed.remove(&from);
         self.set_view(StateViewObject {
             source: from,
             generation,
@@ -261,6 +272,30 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             VersionMismatchPolicy::DropAndWait => {}
             _ => self.request_snapshot(now, from, true),
         }
+    }
+
+    /// True (and counted as stale) when `generation` belongs to a lifetime of `from` older
+    /// than the newest one heard, even if that older view was already retired, or is older
+    /// than the view removed last while none is held: a late frame of a previous process must
+    /// not bring its ghost back nor take a view back in time. Otherwise remembers the newest
+    /// incarnation heard.
+    fn discard_previous_lifetime(&mut self, from: NodeId, generation: Generation) -> bool {
+        let older_than_removed = self.held(from).is_none()
+            && self
+                .removed
+                .get(&from)
+                .is_some_and(|removed| generation < *removed);
+        let peer = self.peer_mut(from);
+        if older_than_removed
+            || peer
+                .newest_incarnation
+                .is_some_and(|newest| generation.incarnation < newest)
+        {
+            peer.counters.stale_discarded += 1;
+            return true;
+        }
+        peer.newest_incarnation = Some(generation.incarnation);
+        false
     }
 
     /// A message of a newer incarnation retires the held view at once (no ghost).

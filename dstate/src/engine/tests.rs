@@ -202,6 +202,88 @@ fn anything_from_an_older_incarnation_is_discarded() {
 }
 
 #[test]
+fn a_late_frame_of_a_retired_incarnation_does_not_resurrect_it() {
+    // Found by the simulated cluster (late frames of a previous process on a reordering
+    // link): once a newer incarnation retired the view, the engine had no view left to
+    // compare with and installed the old incarnation again: a ghost.
+    let (mut a, mut b, now) = pair(StateConfig::default());
+    mutate(&mut a, now, TestDeltaChange::Add(5), 0);
+    pump(&mut a, &mut b, now);
+    a.send_snapshot(B, false);
+    let old_snapshot = frames(&mut a).remove(0);
+    let old_notice = a.generation();
+    // A restarts without persistence: its first delta retires the old view at once.
+    let mut a2 = engine(A, StateConfig::default(), 11, now);
+    a2.handle_peer_up(now, B, Incarnation(20));
+    let _ = transmits(&mut a2);
+    mutate(&mut a2, now, TestDeltaChange::Add(1), 0);
+    b.handle_frame(now, A, frames(&mut a2).remove(0));
+    assert_eq!(held_total(&b, A), None, "retired");
+    let _ = frames(&mut b);
+    // Frames of the previous lifetime still in flight arrive late.
+    b.handle_frame(now, A, old_snapshot);
+    assert_eq!(
+        held_total(&b, A),
+        None,
+        "no ghost of the retired incarnation"
+    );
+    b.handle_notice(now, A, old_notice);
+    assert!(
+        frames(&mut b).is_empty(),
+        "a notice of the old lifetime asks for nothing"
+    );
+    // The new lifetime is still accepted.
+    pump(&mut a2, &mut b, now);
+    a2.send_snapshot(B, false);
+    pump(&mut a2, &mut b, now);
+    assert_eq!(held_total(&b, A), Some(1));
+    assert_eq!(
+        b.views.get(A).unwrap().generation.incarnation,
+        Incarnation(11)
+    );
+}
+
+#[test]
+fn a_late_frame_of_a_peer_that_left_and_rejoined_does_not_take_its_view_back() {
+    // Found by the simulated cluster (late frames of a previous process): a graceful leave
+    // forgot the peer entirely, so after it rejoined with its persisted shard (same
+    // incarnation) a late frame of its previous process installed an older generation.
+    let (mut a, mut b, now) = pair(StateConfig::default());
+    a.send_snapshot(B, false);
+    let late = frames(&mut a).remove(0);
+    mutate(&mut a, now, TestDeltaChange::Add(1), 0);
+    pump(&mut a, &mut b, now);
+    let left_at = b.views.get(A).unwrap().generation;
+    assert!(late.generation < left_at);
+    b.handle_peer_left(now, A);
+    assert_eq!(held_total(&b, A), None);
+    // A's new process loads its shard (same incarnation and age) and rejoins.
+    let start = Start {
+        state: a.shard().state.clone(),
+        generation: a.generation(),
+        persistent: true,
+    };
+    let mut a2: TestEngine = Engine::new(
+        A,
+        StateConfig::default(),
+        EngineLimits::default(),
+        start,
+        now,
+    );
+    b.handle_peer_up(now, A, Incarnation(99));
+    a2.handle_peer_up(now, B, Incarnation(20));
+    b.handle_frame(now, A, late);
+    assert_eq!(
+        held_total(&b, A),
+        None,
+        "an older generation than the one held before the leave"
+    );
+    pump(&mut a2, &mut b, now);
+    assert_eq!(b.views.get(A).unwrap().generation, left_at);
+    assert_eq!(held_total(&b, A), Some(1));
+}
+
+#[test]
 fn a_frame_claiming_another_source_is_rejected_and_counted() {
     let (mut a, mut b, now) = pair(StateConfig::default());
     mutate(&mut a, now, TestDeltaChange::Add(7), 0);

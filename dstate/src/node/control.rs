@@ -142,13 +142,19 @@ impl<R: ActorRuntime> Control<R> {
             tracing::warn!(%from, claimed = %frame.source, "node frame with a spoofed source");
             return;
         }
+        let known = self.shared.members().get(&from).copied();
+        if known.is_some_and(|known| frame.generation.incarnation < known) {
+            // A late frame of the peer's previous process: it must not re-join it under
+            // that old lifetime (the current process would then look silent forever).
+            tracing::debug!(%from, "node frame of a previous process dropped");
+            return;
+        }
         match frame.kind {
             FrameKind::Heartbeat => {
                 let incarnation = frame.generation.incarnation;
                 if self.departed.get(&from) == Some(&incarnation) {
                     return; // a late beat of a lifetime that already said goodbye
                 }
-                let known = self.shared.members().get(&from).copied();
                 let back = self.liveness.handle_heard(now, from);
                 if known != Some(incarnation) || back {
                     // Unknown, restarted, or alive again after going silent.

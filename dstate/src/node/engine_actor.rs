@@ -119,6 +119,9 @@ pub(crate) fn spawn<R: ActorRuntime, D: DeltaDistributedState>(
 impl<R: ActorRuntime, D: DeltaDistributedState> EngineActor<R, D> {
     fn handle(&mut self, msg: EngineMsg<D>) {
         let now = self.parts.clock.now();
+        // Before the message: a subscriber that just joined must see the change it causes.
+        self.engine
+            .set_view_events(self.shared.events.receiver_count() > 0);
         match msg {
             EngineMsg::Frame(from, frame) => self.engine.handle_frame(now, from, frame),
             EngineMsg::Notice(from, generation) => self.engine.handle_notice(now, from, generation),
@@ -160,8 +163,6 @@ impl<R: ActorRuntime, D: DeltaDistributedState> EngineActor<R, D> {
 
     /// Drain every output of the engine and carry it out.
     fn drive(&mut self, now: Instant) {
-        self.engine
-            .set_view_events(self.shared.events.receiver_count() > 0);
         while let Some(transmit) = self.engine.poll_transmit() {
             match self.parts.transport.send(transmit.to, transmit.frame) {
                 Ok(()) => {}
@@ -174,9 +175,7 @@ impl<R: ActorRuntime, D: DeltaDistributedState> EngineActor<R, D> {
         while let Some(request) = self.engine.poll_persist() {
             self.save(request.generation, request.shard);
         }
-        while let Some(event) = self.engine.poll_event() {
-            self.on_event(event);
-        }
+        // Publish before answering: a caller whose mutation is acknowledged reads its write.
         if self.engine.views_changed() {
             self.shared.views.store(self.engine.views());
         }
@@ -185,6 +184,9 @@ impl<R: ActorRuntime, D: DeltaDistributedState> EngineActor<R, D> {
             .generation
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = self.engine.generation();
+        while let Some(event) = self.engine.poll_event() {
+            self.on_event(event);
+        }
         let synced = self.engine.is_synced();
         self.shared
             .ready

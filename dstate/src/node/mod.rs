@@ -270,6 +270,8 @@ impl<R: ActorRuntime> Node<R> {
             // Err means the control actor is already gone: nothing left to wait for.
             let _ = finished.await;
         }
+        // The goodbyes are queued; let the transport hand them to the network.
+        self.inner.transport.flush().await;
         for slot in self.inner.shared.slots() {
             slot.stop();
         }

@@ -3,8 +3,12 @@
 //! The rule the host keeps: **a mutation is acknowledged only after its save succeeded, and
 //! published only after that.** A failed save rolls the mutation back.
 
+#[cfg(all(feature = "durable", unix))]
+mod file;
 mod memory;
 
+#[cfg(all(feature = "durable", unix))]
+pub use file::{DurableOptions, DurablePersistence, DurableStats, Fault, FaultInjector, FaultOp};
 pub use memory::InMemoryPersistence;
 
 use crate::error::PersistError;

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod process;
+pub mod sim;
 pub mod test_clock;
 
 mod network;

@@ -201,3 +201,58 @@ async fn health_degrades_when_a_peer_goes_down_and_ready_waits_for_every_live_pe
     ));
     assert!(diagnostics.peers[&NodeId(2)].counters.frames_in > 0);
 }
+
+#[tokio::test]
+async fn late_node_frames_of_a_previous_process_are_ignored() {
+    use dstate::wire::{self, Frame, FrameKind};
+    use dstate::{Age, Generation, Incarnation};
+    let cluster = Cluster::new(2);
+    let a = cluster.nodes[0]
+        .node
+        .register::<TestState>(StateConfig::default())
+        .await
+        .unwrap();
+    let b = cluster.nodes[1]
+        .node
+        .register::<TestState>(StateConfig::default())
+        .await
+        .unwrap();
+    let node_a = cluster.nodes[0].node.clone();
+    eventually("a holds b", || async { a.read(|v| v.len()) == 2 }).await;
+    let old = Incarnation(cluster.nodes[1].node.incarnation().0 - 1000);
+    let late = |kind| Frame {
+        kind,
+        state: "".into(),
+        source: NodeId(2),
+        generation: Generation::new(old, Age(0)),
+        payload_version: 1,
+        payload: vec![0],
+    };
+    for kind in [FrameKind::Heartbeat, FrameKind::Goodbye] {
+        node_a
+            .inbound()
+            .deliver(NodeId(2), wire::encode(&late(kind), usize::MAX).unwrap());
+    }
+    // A frame of the current process behind them proves they were processed.
+    let mut b_changes = a.subscribe();
+    b.mutate(|s| s.value = 3).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = b_changes.recv().await {
+            if event.view.is_some_and(|v| v.value == 3) {
+                return;
+            }
+        }
+    });
+    seen.await.expect("b's change reached a");
+    assert_eq!(
+        node_a.members(),
+        vec![NodeId(2)],
+        "the old goodbye did not remove b"
+    );
+    let view = a.read(|v| v.get(NodeId(2)).map(|v| (v.status, v.pending)));
+    assert_eq!(
+        view,
+        Some((PeerStatus::Up, None)),
+        "b's view neither removed nor unconfirmed"
+    );
+}

@@ -55,6 +55,9 @@ impl DistributedState for Counter {
     }
 }
 
+/// Periods a node keeps publishing after it is done, before it leaves.
+const LINGER_PERIODS: u32 = 10;
+
 struct Args {
     node: u64,
     listen: SocketAddr,
@@ -175,6 +178,9 @@ async fn run_node(args: &Args) -> Result<(), String> {
             break;
         }
     }
+    // Stay a little before leaving: a peer that has not yet read this node's last change
+    // would otherwise lose it with this node's views when it leaves.
+    tokio::time::sleep(LINGER_PERIODS * args.interval).await;
     node.shutdown().await;
     cluster.shutdown().await;
     Ok(())

@@ -9,7 +9,7 @@
 //! command: `send <to> <count> <size>`, `received <from>`, `members`, `stats`,
 //! `reconnect <node>`, `maxframe`, `shutdown`. `--incarnation N` fixes the incarnation.
 //!
-//! With `--scenario <push|feed|periodic> --data-dir DIR` (scenario mode, [`scenario`]): a
+//! With `--scenario <push|feed|feed-only|periodic> --data-dir DIR` (scenario mode, [`scenario`]): a
 //! dstate node speaking the core's process-scenario protocol
 //! (`dstate::test_support::process`), with its shards persisted under `DIR` unless
 //! `--no-persist`. Frames mode also takes `frame <to> <source> <value>`: a `TestState`

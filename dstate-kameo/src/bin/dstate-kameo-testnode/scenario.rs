@@ -21,6 +21,7 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
     let strategy = match args.scenario.as_deref() {
         Some("push") => SyncStrategy::active_push(),
         Some("feed") => SyncStrategy::feed_with_periodic_sync(PERIOD),
+        Some("feed-only") => SyncStrategy::feed_lazy_pull(),
         Some("periodic") => SyncStrategy::periodic_only(PERIOD),
         other => return Err(format!("unknown strategy {other:?}")),
     };

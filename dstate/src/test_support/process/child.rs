@@ -43,6 +43,8 @@ pub async fn serve_commands<R: ActorRuntime>(node: Node<R>, config: StateConfig,
             "mutate" => mutate(&simple, &delta, words.get(2), parse(words.get(3))).await,
             "burst" => burst(&simple, &delta, words.get(2), parse(words.get(3))).await,
             "read" => Ok(read(&simple, &delta, words.get(2))),
+            "query" => query(&simple, &delta, words.get(2), parse(words.get(3))).await,
+            "diag" => diag(&simple, &delta, words.get(2)).await,
             "mem" => Ok(resident_kib().to_string()),
             "leave" => {
                 node.shutdown().await;
@@ -52,7 +54,7 @@ pub async fn serve_commands<R: ActorRuntime>(node: Node<R>, config: StateConfig,
             other => Err(format!("unknown command {other}")),
         };
         match reply {
-            Ok(body) if *command == "read" => say(&format!("views {seq} {body}")),
+            Ok(body) if matches!(*command, "read" | "query") => say(&format!("views {seq} {body}")),
             Ok(body) => say(&format!("ok {seq} {body}")),
             Err(reason) => say(&format!("err {seq} {reason}")),
         }
@@ -127,6 +129,47 @@ fn read(
         Some("simple") => simple.read(|views| report(views, |v| v.value)),
         _ => delta.read(|views| report(views, |v| v.total)),
     }
+}
+
+async fn query(
+    simple: &SimpleHandle<TestState>,
+    delta: &StateHandle<TestDeltaState>,
+    kind: Option<&&str>,
+    max_staleness_ms: Option<u64>,
+) -> Result<String, String> {
+    let bound = std::time::Duration::from_millis(max_staleness_ms.ok_or("missing bound")?);
+    let result = match kind.copied() {
+        Some("simple") => {
+            simple
+                .query(bound, |views| report(views, |v| v.value))
+                .await
+        }
+        _ => delta.query(bound, |views| report(views, |v| v.total)).await,
+    }
+    .map_err(|e| e.to_string())?;
+    let stale: Vec<String> = result.stale.iter().map(|n| n.0.to_string()).collect();
+    Ok(format!("{}|{}", result.value, stale.join(" ")))
+}
+
+async fn diag(
+    simple: &SimpleHandle<TestState>,
+    delta: &StateHandle<TestDeltaState>,
+    kind: Option<&&str>,
+) -> Result<String, String> {
+    let diagnostics = match kind.copied() {
+        Some("simple") => simple.diagnostics().await,
+        _ => delta.diagnostics().await,
+    }
+    .map_err(|e| e.to_string())?;
+    let backpressure: u64 = diagnostics
+        .peers
+        .values()
+        .map(|p| p.counters.backpressure)
+        .sum();
+    Ok(format!(
+        "rejected={} backpressure={backpressure}",
+        diagnostics.rejected_frames
+    ))
 }
 
 fn report<V>(views: &ViewMap<V>, value: impl Fn(&V) -> u64) -> String {

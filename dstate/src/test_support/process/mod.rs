@@ -11,6 +11,8 @@
 //! | `mutate <seq> <simple\|delta> <value>` | `ok <seq> <age>` or `err <seq> <reason>` |
 //! | `burst <seq> <simple\|delta> <count>` | `ok <seq> <final value>` |
 //! | `read <seq> <simple\|delta>` | `views <seq> <node>:<value>:<up\|down>:<incarnation>:<age> ...` |
+//! | `query <seq> <simple\|delta> <max staleness ms>` | `views <seq> <entries as read> \| <stale node ids>` |
+//! | `diag <seq> <simple\|delta>` | `ok <seq> rejected=<n> backpressure=<n>` |
 //! | `mem <seq>` | `ok <seq> <resident KiB>` |
 //! | `leave <seq>` | `ok <seq> 0`, then the child exits |
 

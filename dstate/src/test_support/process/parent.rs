@@ -222,7 +222,15 @@ impl ProcessCluster {
     pub fn leave(&mut self, id: u64) -> Result<(), ProcessError> {
         self.request(id, "leave", "")?;
         if let Some(mut running) = self.nodes.remove(&id) {
-            // It exits on its own after answering; reap it (kill if it lingers).
+            // It exits on its own after answering (its goodbyes flushed); give it time, and
+            // kill it only if it lingers.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if matches!(running.child.try_wait(), Ok(Some(_))) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = running.child.kill();
             let _ = running.child.wait();
         }
@@ -249,6 +257,34 @@ impl ProcessCluster {
     ) -> Result<BTreeMap<u64, ViewReport>, ProcessError> {
         let body = self.request(id, "read", kind.word())?;
         Ok(parse_views(&body))
+    }
+
+    /// Like [`read`](Self::read), but through `query` with `max_staleness`: stale views are
+    /// pulled first. Returns the views and the owners still reported stale.
+    pub fn query(
+        &mut self,
+        id: u64,
+        kind: StateKind,
+        max_staleness: Duration,
+    ) -> Result<(BTreeMap<u64, ViewReport>, Vec<u64>), ProcessError> {
+        let args = format!("{} {}", kind.word(), max_staleness.as_millis());
+        let body = self.request(id, "query", &args)?;
+        let (views, stale) = body.split_once('|').unwrap_or((body.as_str(), ""));
+        let stale = stale
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        Ok((parse_views(views), stale))
+    }
+
+    /// Node `id`'s counters for `kind`: rejected frames (all causes) and backpressure events.
+    pub fn diagnostics(&mut self, id: u64, kind: StateKind) -> Result<(u64, u64), ProcessError> {
+        let body = self.request(id, "diag", kind.word())?;
+        let mut numbers = body
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(_, v)| v.parse().unwrap_or(0));
+        Ok((numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)))
     }
 
     /// Resident memory of node `id` in KiB.

@@ -154,3 +154,34 @@ pub fn burst(
     }
     Ok(())
 }
+
+/// Pure change feed with lazy pull (run the cluster with the `feed` strategy mapped to
+/// `feed_lazy_pull`): after each node changes its value, a query with a bound on every node
+/// pulls what is pending and returns every value with no stale view.
+pub fn lazy_pull(cluster: &mut ProcessCluster, kind: StateKind) -> Result<(), ProcessError> {
+    for id in 1..=3 {
+        cluster.start(id)?;
+    }
+    let initial = BTreeMap::from([(1, 0), (2, 0), (3, 0)]);
+    wait_converged(cluster, kind, &initial)?;
+    let mut expected = BTreeMap::new();
+    for id in 1..=3 {
+        cluster.mutate(id, kind, id * 7)?;
+        expected.insert(id, id * 7);
+    }
+    cluster.wait_until(
+        "a bounded query on every node returns every value",
+        CONVERGE_WITHIN,
+        |cluster| {
+            let mut done = true;
+            let mut observed = String::new();
+            for id in cluster.running() {
+                let (views, stale) = cluster.query(id, kind, Duration::from_secs(30))?;
+                let values: BTreeMap<u64, u64> = views.iter().map(|(n, v)| (*n, v.value)).collect();
+                done &= values == expected && stale.is_empty();
+                observed.push_str(&format!("node {id}: {values:?} stale {stale:?}; "));
+            }
+            Ok((done, observed))
+        },
+    )
+}
