@@ -30,8 +30,8 @@ use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
 use kameo::actor::RemoteActorRef;
 
 use bench_types::{
-    echo_name, wall_nanos, BenchEcho, BenchLarge, BenchSmall, Ping, Push, TakeSamples,
-    SERIES_DSTATE_LARGE, SERIES_DSTATE_SMALL, SERIES_RAW_LARGE, SERIES_RAW_SMALL,
+    echo_name, wall_nanos, BenchBurst, BenchEcho, BenchLarge, BenchSmall, BurstSeq, Ping, Push,
+    TakeSamples, SERIES_DSTATE_LARGE, SERIES_DSTATE_SMALL, SERIES_RAW_LARGE, SERIES_RAW_SMALL,
 };
 
 const LARGE_BYTES: usize = 16 * 1024;
@@ -45,9 +45,11 @@ struct Setup {
     _node: Node<KameoRuntime>,
     small: SimpleHandle<BenchSmall>,
     large: SimpleHandle<BenchLarge>,
+    burst: SimpleHandle<BenchBurst>,
     small_events: Subscription<BenchSmall>,
     large_events: Subscription<BenchLarge>,
     echo: RemoteActorRef<BenchEcho>,
+    echo3: RemoteActorRef<BenchEcho>,
     seq: u64,
     _children: Children,
 }
@@ -78,7 +80,8 @@ impl Setup {
         cluster.join_node(&node).await.expect("join");
         let config = StateConfig::new(SyncStrategy::active_push());
         let small = node.register::<BenchSmall>(config.clone()).await.unwrap();
-        let large = node.register::<BenchLarge>(config).await.unwrap();
+        let large = node.register::<BenchLarge>(config.clone()).await.unwrap();
+        let burst = node.register::<BenchBurst>(config).await.unwrap();
         let mut children = Children(Vec::new());
         for id in [2u64, 3] {
             let mut child = Command::new(env!("CARGO_BIN_EXE_dstate-kameo-testnode"))
@@ -110,13 +113,16 @@ impl Setup {
                     .expect("echo node output");
             }
         }
-        let echo = lookup_echo().await;
+        let echo = lookup_echo(2).await;
+        let echo3 = lookup_echo(3).await;
         let mut setup = Setup {
             small_events: small.subscribe(),
             large_events: large.subscribe(),
             small,
             large,
+            burst,
             echo,
+            echo3,
             seq: 0,
             _cluster: cluster,
             _node: node,
@@ -208,53 +214,45 @@ impl Setup {
         nanos.into_iter().map(Duration::from_nanos).collect()
     }
 
-    /// `count` mutations one after the other; done when both peers echo the last one.
+    /// `count` mutations one after the other, issued from a task of the runtime; done when
+    /// both peers hold the last one (asked over raw kameo, polled every 200 µs).
     async fn sustained(&mut self, count: u64) -> Duration {
         let first = self.seq + 1;
         let last = self.seq + count;
         self.seq = last;
+        let burst = self.burst.clone();
         let start = Instant::now();
-        for seq in first..=last {
-            self.small
-                .mutate(move |s| {
-                    s.seq = seq;
-                    s.sent_at = 0;
-                })
-                .await
-                .unwrap();
-        }
+        tokio::spawn(async move {
+            for seq in first..=last {
+                burst.mutate(move |s| s.seq = seq).await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let done = self.small.read(|views| {
-                [2, 3]
-                    .iter()
-                    .all(|n| views.get(NodeId(*n)).is_some_and(|v| v.view.seq == last))
-            });
-            if done {
-                break;
+        for echo in [&self.echo, &self.echo3] {
+            while echo.ask(&BurstSeq).send().await.expect("burst seq") < last {
+                assert!(Instant::now() < deadline, "a peer never got {last}");
+                tokio::time::sleep(Duration::from_micros(200)).await;
             }
-            if Instant::now() >= deadline {
-                let views = self.small.read(|views| {
-                    views
-                        .iter()
-                        .map(|v| {
-                            format!(
-                                "{}={}@{}:{:?}",
-                                v.source, v.view.seq, v.generation, v.status
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                });
-                let diagnostics = self.small.diagnostics().await;
-                let remote = self.echo.ask(&bench_types::Inspect).send().await;
-                println!("node 2 says: {remote:?}");
-                panic!(
-                    "peers never echoed {last}: views {views:?}\nstats {:?}\ndiagnostics {diagnostics:?}",
-                    self._cluster.stats()
-                );
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(5), self.small_events.recv()).await;
         }
+        start.elapsed()
+    }
+
+    /// `count` mutations issued, without waiting for the peers (the committing side alone).
+    async fn commit_rate(&mut self, count: u64) -> Duration {
+        let first = self.seq + 1;
+        let last = self.seq + count;
+        self.seq = last;
+        let burst = self.burst.clone();
+        let start = Instant::now();
+        tokio::spawn(async move {
+            for seq in first..=last {
+                burst.mutate(move |s| s.seq = seq).await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
         start.elapsed()
     }
 }
@@ -286,10 +284,10 @@ async fn wait_echo<S: dstate::DistributedState>(
     }
 }
 
-async fn lookup_echo() -> RemoteActorRef<BenchEcho> {
+async fn lookup_echo(node: u64) -> RemoteActorRef<BenchEcho> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(Some(echo)) = RemoteActorRef::<BenchEcho>::lookup(echo_name(2)).await {
+        if let Ok(Some(echo)) = RemoteActorRef::<BenchEcho>::lookup(echo_name(node)).await {
             return echo;
         }
         assert!(Instant::now() < deadline, "echo actor not found");
@@ -348,12 +346,23 @@ fn bench(c: &mut Criterion) {
         percentiles("raw kameo ask 8 B", ask_small);
         percentiles("dstate 16 KiB (2 repl.)", large_rtt);
         percentiles("raw kameo ask 16 KiB", ask_large);
+        let committed = setup.commit_rate(SUSTAINED_MUTATIONS).await;
+        println!(
+            "commit only: {SUSTAINED_MUTATIONS} mutations in {committed:.2?} = {:.0}/s",
+            SUSTAINED_MUTATIONS as f64 / committed.as_secs_f64()
+        );
         for round in 0..3 {
+            let before = setup._cluster.stats();
             let elapsed = setup.sustained(SUSTAINED_MUTATIONS).await;
+            let after = setup._cluster.stats();
             println!(
                 "sustained round {round}: {SUSTAINED_MUTATIONS} mutations to 2 peers in \
-                 {elapsed:.2?} = {:.0}/s",
-                SUSTAINED_MUTATIONS as f64 / elapsed.as_secs_f64()
+                 {elapsed:.2?} = {:.0}/s; node 1 sent {} frames in {} batches \
+                 ({} refused as backpressure)",
+                SUSTAINED_MUTATIONS as f64 / elapsed.as_secs_f64(),
+                after.frames_sent - before.frames_sent,
+                after.batches_sent - before.batches_sent,
+                after.refused_backpressure - before.refused_backpressure,
             );
         }
         println!();

@@ -110,6 +110,31 @@ impl DistributedState for BenchLarge {
     }
 }
 
+/// A u64 the peers do not echo: sustained-rate runs read it on the peers instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BenchBurst {
+    pub(crate) seq: u64,
+}
+
+impl DistributedState for BenchBurst {
+    fn name() -> &'static str {
+        "bench_burst"
+    }
+    const WIRE_VERSION: u32 = 1;
+    const STORAGE_VERSION: u32 = 1;
+
+    fn serialize_state(&self) -> Vec<u8> {
+        self.seq.to_le_bytes().to_vec()
+    }
+
+    fn deserialize_state(bytes: &[u8], _version: u32) -> Result<Self, DeserializeError> {
+        let raw: [u8; 8] = bytes.try_into().map_err(DeserializeError::malformed_len)?;
+        Ok(BenchBurst {
+            seq: u64::from_le_bytes(raw),
+        })
+    }
+}
+
 /// The registry name of node `node`'s echo actor.
 pub(crate) fn echo_name(node: u64) -> String {
     format!("dstate-kameo-bench-echo/{node}")
@@ -121,6 +146,8 @@ pub(crate) fn echo_name(node: u64) -> String {
 #[remote_actor(id = "dstate_kameo_bench::Echo")]
 pub(crate) struct BenchEcho {
     pub(crate) inspect: Option<Box<dyn Fn() -> String + Send>>,
+    /// The echo node's view of the driver's [`BenchBurst`].
+    pub(crate) burst_seq: Option<Box<dyn Fn() -> u64 + Send>>,
     pub(crate) samples: Samples,
 }
 
@@ -205,5 +232,18 @@ impl Message<Inspect> for BenchEcho {
 
     async fn handle(&mut self, _: Inspect, _ctx: &mut Context<Self, Self::Reply>) -> String {
         self.inspect.as_ref().map(|f| f()).unwrap_or_default()
+    }
+}
+
+/// Asks for the echo node's view of the driver's [`BenchBurst`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BurstSeq;
+
+#[remote_message("dstate_kameo_bench::BurstSeq")]
+impl Message<BurstSeq> for BenchEcho {
+    type Reply = u64;
+
+    async fn handle(&mut self, _: BurstSeq, _ctx: &mut Context<Self, Self::Reply>) -> u64 {
+        self.burst_seq.as_ref().map_or(0, |f| f())
     }
 }

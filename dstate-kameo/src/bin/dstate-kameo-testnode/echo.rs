@@ -6,7 +6,7 @@ use dstate_kameo::KameoRuntime;
 use kameo::actor::Spawn;
 
 use crate::bench_types::{
-    echo_name, record, BenchEcho, BenchLarge, BenchSmall, Samples, SERIES_DSTATE_LARGE,
+    echo_name, record, BenchBurst, BenchEcho, BenchLarge, BenchSmall, Samples, SERIES_DSTATE_LARGE,
     SERIES_DSTATE_SMALL,
 };
 use crate::{start_cluster, Args};
@@ -27,7 +27,11 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let large = node
-        .register::<BenchLarge>(config)
+        .register::<BenchLarge>(config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let burst = node
+        .register::<BenchBurst>(config)
         .await
         .map_err(|e| e.to_string())?;
 
@@ -56,6 +60,9 @@ pub(crate) async fn run(args: Args) -> Result<(), String> {
                 "small {views:?} large {large_views:?} {progress} {:?}",
                 stats_cluster.stats()
             )
+        })),
+        burst_seq: Some(Box::new(move || {
+            burst.read(|views| views.get(DRIVER).map_or(0, |v| v.view.seq))
         })),
         samples: samples.clone(),
     });
