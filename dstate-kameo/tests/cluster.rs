@@ -91,7 +91,8 @@ fn a_killed_node_is_reported_down_and_its_restart_rejoins() {
     a.wait_event("JOINED 2 2000");
     a.wait_members(&[2]);
     b2.wait_members(&[1]);
-    b2.cmd("send 1 5 100", "SENT");
+    let sent = b2.cmd("send 1 5 100", "SENT");
+    assert!(sent.starts_with("SENT 5 0"), "{sent}");
     a.poll("received 2", "RECEIVED", |l| l.starts_with("RECEIVED 2 5 "));
 }
 
@@ -113,7 +114,9 @@ fn an_older_incarnation_cannot_take_a_live_node_id() {
     });
     assert_eq!(impostor.members(), Vec::<u64>::new());
     assert_eq!(a.members(), vec![2]);
-    b.cmd("send 1 1 10", "SENT");
+    b.wait_members(&[1]);
+    let sent = b.cmd("send 1 1 10", "SENT");
+    assert!(sent.starts_with("SENT 1 0"), "{sent}");
     a.poll("received 2", "RECEIVED", |l| l.starts_with("RECEIVED 2 1 "));
 }
 
@@ -192,7 +195,12 @@ fn reconnect_drops_the_connection_and_the_redial_restores_it() {
         |events| events.iter().filter(|e| e.starts_with("JOINED 2 ")).count() == 2,
         "second JOINED 2",
     );
-    b.cmd("send 1 3 10", "SENT");
+    b.wait_events(
+        |events| events.iter().filter(|e| e.starts_with("JOINED 1 ")).count() == 2,
+        "second JOINED 1",
+    );
+    let sent = b.cmd("send 1 3 10", "SENT");
+    assert!(sent.starts_with("SENT 3 0"), "{sent}");
     a.poll("received 2", "RECEIVED", |l| l.starts_with("RECEIVED 2 3 "));
 }
 
@@ -228,7 +236,8 @@ fn a_partition_is_reported_and_heals() {
     b_door.heal();
     a.wait_members(&[2]);
     b.wait_members(&[1]);
-    b.cmd("send 1 100 64", "SENT");
+    let sent = b.cmd("send 1 100 64", "SENT");
+    assert!(sent.starts_with("SENT 100 0"), "{sent}");
     a.poll("received 2", "RECEIVED", |l| {
         l.starts_with("RECEIVED 2 100 100 ")
     });

@@ -68,7 +68,7 @@ impl Transport for KameoTransport {
     }
 
     /// Resolves once every frame taken so far was acknowledged by its peer's endpoint (or
-    /// after [`FLUSH_TIMEOUT`], when a peer does not answer).
+    /// after 2 s, when a peer does not answer).
     fn flush(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.shared.wait_idle(FLUSH_TIMEOUT))
     }
