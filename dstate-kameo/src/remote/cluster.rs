@@ -151,7 +151,8 @@ impl KameoClusterBuilder {
     /// bound. Peers are dialed (and answered) only after [`KameoCluster::join`].
     ///
     /// kameo allows one remote swarm per process: a second start in the same process fails
-    /// with [`ClusterError::AlreadyRunning`], even after the first node shut down.
+    /// with [`ClusterError::AlreadyRunning`], even after the first node shut down or failed
+    /// to bind its address (kameo's global is taken before the listener is bound).
     pub async fn start(self, runtime: &KameoRuntime) -> Result<KameoCluster, ClusterError> {
         let identity = self.identity.clone().unwrap_or_else(NodeIdentity::generate);
         let limits = self.limits();
@@ -234,6 +235,10 @@ impl KameoClusterBuilder {
 /// Start it with [`KameoCluster::builder`], hand [`KameoCluster::transport`] to the dstate
 /// node, then [`join`](KameoCluster::join) with the node's incarnation and inbound side.
 /// Membership events reach the dstate host through the [`KameoRuntime`] given to `start`.
+///
+/// The node runs until [`shutdown`](KameoCluster::shutdown); dropping the handle does not
+/// stop it (the transport held by the dstate node keeps working). After a shutdown, kameo's
+/// remote calls in this process have no swarm to go to.
 pub struct KameoCluster {
     shared: Arc<Shared>,
     endpoint: ActorRef<Endpoint>,
