@@ -1,0 +1,247 @@
+//! A cluster counter on kameo: every node counts its own increments (its shard), the
+//! cluster total is the sum of all shards, read locally on every node.
+//!
+//! Three terminals:
+//!
+//! ```sh
+//! cargo run -p dstate-examples --bin kameo_counter -- --node 1 --listen 127.0.0.1:7001
+//! cargo run -p dstate-examples --bin kameo_counter -- --node 2 --seed 127.0.0.1:7001
+//! cargo run -p dstate-examples --bin kameo_counter -- --node 3 --seed 127.0.0.1:7001
+//! ```
+//!
+//! Or one command that starts three processes and checks they agree:
+//! `cargo run -p dstate-examples --bin kameo_counter -- --cluster 3`.
+//!
+//! Options: `--key PASSPHRASE` (all nodes must share it), `--increments N` (default 10),
+//! `--interval-ms MS` (default 200), `--expect-nodes N` (leave once all N nodes have seen the
+//! total `N * increments`).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dstate::{DeserializeError, DistributedState, Node, NodeId, StateConfig, SyncStrategy};
+use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
+
+/// One node's shard: its own count, and whether it has seen the expected cluster total.
+#[derive(Clone, Debug, Default)]
+struct Counter {
+    value: u64,
+    agreed: bool,
+}
+
+impl DistributedState for Counter {
+    fn name() -> &'static str {
+        "kameo_example_counter"
+    }
+    const WIRE_VERSION: u32 = 1;
+    const STORAGE_VERSION: u32 = 1;
+
+    fn serialize_state(&self) -> Vec<u8> {
+        let mut bytes = self.value.to_le_bytes().to_vec();
+        bytes.push(u8::from(self.agreed));
+        bytes
+    }
+
+    fn deserialize_state(bytes: &[u8], _version: u32) -> Result<Self, DeserializeError> {
+        let raw: [u8; 9] = bytes.try_into().map_err(DeserializeError::malformed_len)?;
+        let mut value = [0u8; 8];
+        value.copy_from_slice(&raw[..8]);
+        Ok(Counter {
+            value: u64::from_le_bytes(value),
+            agreed: raw[8] != 0,
+        })
+    }
+}
+
+/// Periods a node keeps publishing after it is done, before it leaves.
+const LINGER_PERIODS: u32 = 10;
+
+struct Args {
+    node: u64,
+    listen: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    key: String,
+    increments: u64,
+    interval: Duration,
+    expect_nodes: Option<usize>,
+    cluster: Option<u64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        node: 1,
+        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        seeds: Vec::new(),
+        key: "dstate-example".to_owned(),
+        increments: 10,
+        interval: Duration::from_millis(200),
+        expect_nodes: None,
+        cluster: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+        match flag.as_str() {
+            "--node" => args.node = value.parse().map_err(|e| bad(&e))?,
+            "--listen" => args.listen = value.parse().map_err(|e| bad(&e))?,
+            "--seed" => args.seeds.push(value.parse().map_err(|e| bad(&e))?),
+            "--key" => args.key = value,
+            "--increments" => args.increments = value.parse().map_err(|e| bad(&e))?,
+            "--interval-ms" => {
+                args.interval = Duration::from_millis(value.parse().map_err(|e| bad(&e))?)
+            }
+            "--expect-nodes" => args.expect_nodes = Some(value.parse().map_err(|e| bad(&e))?),
+            "--cluster" => args.cluster = Some(value.parse().map_err(|e| bad(&e))?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("kameo_counter: {err}");
+            std::process::exit(2);
+        }
+    };
+    let result = match args.cluster {
+        Some(count) => run_cluster(&args, count).await,
+        None => run_node(&args).await,
+    };
+    if let Err(err) = result {
+        eprintln!("kameo_counter: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// One node: count, print the cluster total, leave once everyone finished.
+async fn run_node(args: &Args) -> Result<(), String> {
+    let runtime = KameoRuntime::new();
+    let cluster = KameoCluster::builder(NodeId(args.node), ClusterKey::from_passphrase(&args.key))
+        .listen(args.listen)
+        .seeds(args.seeds.iter().copied())
+        .start(&runtime)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("node {} listening on {}", args.node, cluster.local_addr());
+    let node = Node::builder(NodeId(args.node), runtime.clone())
+        .transport(cluster.transport())
+        .start();
+    cluster.join_node(&node).await.map_err(|e| e.to_string())?;
+    let counter = node
+        .register::<Counter>(StateConfig::new(SyncStrategy::active_push()))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let expected = args.expect_nodes.map(|n| n as u64 * args.increments);
+    let mut agreed = BTreeSet::new();
+    let mut ticks = tokio::time::interval(args.interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let (own, total, nodes) = counter.read(|views| {
+            for view in views.iter().filter(|v| v.view.agreed) {
+                agreed.insert(view.source);
+            }
+            let own = views.get(node.id()).map_or(0, |v| v.view.value);
+            (
+                own,
+                views.iter().map(|v| v.view.value).sum::<u64>(),
+                views.len(),
+            )
+        });
+        println!(
+            "node {}: own {own}, cluster total {total} over {nodes} nodes",
+            args.node
+        );
+        if own < args.increments {
+            counter
+                .mutate(|c| c.value += 1)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else if Some(total) == expected && !agreed.contains(&node.id()) {
+            counter
+                .mutate(|c| c.agreed = true)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if args.expect_nodes.is_some_and(|n| agreed.len() >= n) {
+            println!("node {}: every node saw the total {total}", args.node);
+            break;
+        }
+    }
+    // Stay a little before leaving: a peer that has not yet read this node's last change
+    // would otherwise lose it with this node's views when it leaves.
+    tokio::time::sleep(LINGER_PERIODS * args.interval).await;
+    node.shutdown().await;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Starts `count` node processes of this program on 127.0.0.1 and waits until all agree.
+async fn run_cluster(args: &Args, count: u64) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let seed = free_port()?;
+    let mut children = Children(Vec::new());
+    for id in 1..=count {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--node", &id.to_string(), "--key", &args.key])
+            .args(["--increments", &args.increments.to_string()])
+            .args(["--interval-ms", &args.interval.as_millis().to_string()])
+            .args(["--expect-nodes", &count.to_string()])
+            .stdin(Stdio::null());
+        if id == 1 {
+            cmd.args(["--listen", &seed.to_string()]);
+        } else {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ok = 0;
+    while ok < children.0.len() {
+        ok = 0;
+        for child in &mut children.0 {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => ok += 1,
+                Some(status) => return Err(format!("a node failed: {status}")),
+                None => {}
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the cluster did not finish in time".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "all {count} nodes agreed on the total {}",
+        count * args.increments
+    );
+    Ok(())
+}
+
+/// Child processes, killed if this program stops early.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            // Already exited is fine.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}

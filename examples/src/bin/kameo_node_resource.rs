@@ -1,0 +1,282 @@
+//! Node resources on kameo: every node publishes its load and memory (read from `/proc`,
+//! zeros elsewhere) with periodic sync, and prints the cluster table as it sees it.
+//!
+//! Three terminals:
+//!
+//! ```sh
+//! cargo run -p dstate-examples --bin kameo_node_resource -- --node 1 --listen 127.0.0.1:7101
+//! cargo run -p dstate-examples --bin kameo_node_resource -- --node 2 --seed 127.0.0.1:7101
+//! cargo run -p dstate-examples --bin kameo_node_resource -- --node 3 --seed 127.0.0.1:7101
+//! ```
+//!
+//! Or one command that starts three processes and checks every node sees every other:
+//! `cargo run -p dstate-examples --bin kameo_node_resource -- --cluster 3`.
+//!
+//! Options: `--key PASSPHRASE` (all nodes must share it), `--period-ms MS` (default 500),
+//! `--expect-nodes N` (leave once all N nodes hold a view of all N).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dstate::{DeserializeError, DistributedState, Node, NodeId, StateConfig, SyncStrategy};
+use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
+
+/// What one node publishes about itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct NodeResource {
+    /// One-minute load average, in thousandths.
+    load_milli: u64,
+    /// Memory in use, KiB.
+    mem_used_kib: u64,
+    /// Memory installed, KiB.
+    mem_total_kib: u64,
+    /// This node holds a view of every expected node.
+    complete: bool,
+}
+
+impl DistributedState for NodeResource {
+    fn name() -> &'static str {
+        "kameo_example_node_resource"
+    }
+    const WIRE_VERSION: u32 = 1;
+    const STORAGE_VERSION: u32 = 1;
+
+    fn serialize_state(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(25);
+        for word in [self.load_milli, self.mem_used_kib, self.mem_total_kib] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes.push(u8::from(self.complete));
+        bytes
+    }
+
+    fn deserialize_state(bytes: &[u8], _version: u32) -> Result<Self, DeserializeError> {
+        let raw: [u8; 25] = bytes.try_into().map_err(DeserializeError::malformed_len)?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        Ok(NodeResource {
+            load_milli: word(0),
+            mem_used_kib: word(1),
+            mem_total_kib: word(2),
+            complete: raw[24] != 0,
+        })
+    }
+}
+
+/// Periods a node keeps publishing after it is done, before it leaves.
+const LINGER_PERIODS: u32 = 10;
+
+struct Args {
+    node: u64,
+    listen: SocketAddr,
+    seeds: Vec<SocketAddr>,
+    key: String,
+    period: Duration,
+    expect_nodes: Option<usize>,
+    cluster: Option<u64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        node: 1,
+        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+        seeds: Vec::new(),
+        key: "dstate-example".to_owned(),
+        period: Duration::from_millis(500),
+        expect_nodes: None,
+        cluster: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+        match flag.as_str() {
+            "--node" => args.node = value.parse().map_err(|e| bad(&e))?,
+            "--listen" => args.listen = value.parse().map_err(|e| bad(&e))?,
+            "--seed" => args.seeds.push(value.parse().map_err(|e| bad(&e))?),
+            "--key" => args.key = value,
+            "--period-ms" => {
+                args.period = Duration::from_millis(value.parse().map_err(|e| bad(&e))?)
+            }
+            "--expect-nodes" => args.expect_nodes = Some(value.parse().map_err(|e| bad(&e))?),
+            "--cluster" => args.cluster = Some(value.parse().map_err(|e| bad(&e))?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("kameo_node_resource: {err}");
+            std::process::exit(2);
+        }
+    };
+    let result = match args.cluster {
+        Some(count) => run_cluster(&args, count).await,
+        None => run_node(&args).await,
+    };
+    if let Err(err) = result {
+        eprintln!("kameo_node_resource: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// One node: publish own resources every period, print the table.
+async fn run_node(args: &Args) -> Result<(), String> {
+    let runtime = KameoRuntime::new();
+    let cluster = KameoCluster::builder(NodeId(args.node), ClusterKey::from_passphrase(&args.key))
+        .listen(args.listen)
+        .seeds(args.seeds.iter().copied())
+        .start(&runtime)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("node {} listening on {}", args.node, cluster.local_addr());
+    let node = Node::builder(NodeId(args.node), runtime.clone())
+        .transport(cluster.transport())
+        .start();
+    cluster.join_node(&node).await.map_err(|e| e.to_string())?;
+    let resources = node
+        .register::<NodeResource>(StateConfig::new(SyncStrategy::periodic_only(args.period)))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut complete = BTreeSet::new();
+    let mut ticks = tokio::time::interval(args.period);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        let (table, held) = resources.read(|views| {
+            for view in views.iter().filter(|v| v.view.complete) {
+                complete.insert(view.source);
+            }
+            let rows: Vec<String> = views
+                .iter()
+                .map(|v| {
+                    format!(
+                        "  {:>8} load {:>5.2}  mem {:>7} / {:>7} MiB  {:?}",
+                        v.source.to_string(),
+                        v.view.load_milli as f64 / 1000.0,
+                        v.view.mem_used_kib / 1024,
+                        v.view.mem_total_kib / 1024,
+                        v.status
+                    )
+                })
+                .collect();
+            (rows.join("\n"), views.len())
+        });
+        println!("node {} sees {held} nodes:\n{table}", args.node);
+        let mut now = sample();
+        now.complete =
+            args.expect_nodes.is_some_and(|n| held >= n) || complete.contains(&node.id());
+        resources
+            .mutate(move |r| *r = now)
+            .await
+            .map_err(|e| e.to_string())?;
+        if args.expect_nodes.is_some_and(|n| complete.len() >= n) {
+            println!(
+                "node {}: every node holds every node's resources",
+                args.node
+            );
+            break;
+        }
+    }
+    // Stay a little before leaving: a peer that has not yet read this node's last change
+    // would otherwise lose it with this node's views when it leaves.
+    tokio::time::sleep(LINGER_PERIODS * args.period).await;
+    node.shutdown().await;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// This machine's load and memory, from `/proc` (zeros where it does not exist).
+fn sample() -> NodeResource {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: f64 = loadavg
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0.0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let total = field("MemTotal:");
+    NodeResource {
+        load_milli: (load * 1000.0) as u64,
+        mem_used_kib: total.saturating_sub(field("MemAvailable:")),
+        mem_total_kib: total,
+        complete: false,
+    }
+}
+
+/// Starts `count` node processes of this program on 127.0.0.1 and waits until all agree.
+async fn run_cluster(args: &Args, count: u64) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let seed = free_port()?;
+    let mut children = Children(Vec::new());
+    for id in 1..=count {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--node", &id.to_string(), "--key", &args.key])
+            .args(["--period-ms", &args.period.as_millis().to_string()])
+            .args(["--expect-nodes", &count.to_string()])
+            .stdin(Stdio::null());
+        if id == 1 {
+            cmd.args(["--listen", &seed.to_string()]);
+        } else {
+            cmd.args(["--seed", &seed.to_string()]);
+        }
+        children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ok = 0;
+    while ok < children.0.len() {
+        ok = 0;
+        for child in &mut children.0 {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => ok += 1,
+                Some(status) => return Err(format!("a node failed: {status}")),
+                None => {}
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the cluster did not finish in time".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("all {count} nodes saw every node's resources");
+    Ok(())
+}
+
+/// Child processes, killed if this program stops early.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            // Already exited is fine.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
