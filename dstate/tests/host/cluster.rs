@@ -5,8 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dstate::test_support::{InMemoryNetwork, TestClock, TestRuntime};
-use dstate::{ClusterEvent, LeaveReason, Node, NodeConfig, NodeId, StatePersistence};
+use dstate::test_support::{InMemoryNetwork, TestClock, TestRuntime, TestState};
+use dstate::{
+    ClusterEvent, LeaveReason, Node, NodeConfig, NodeId, SimpleHandle, StateConfig,
+    StatePersistence,
+};
 
 pub(crate) struct TestNode {
     pub(crate) id: NodeId,
@@ -63,6 +66,19 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Register `TestState` with `config` on the node at `index`.
+    pub(crate) async fn simple(
+        &self,
+        index: usize,
+        config: StateConfig,
+    ) -> SimpleHandle<TestState> {
+        self.nodes[index]
+            .node
+            .register::<TestState>(config)
+            .await
+            .expect("registers")
     }
 
     pub(crate) fn index(&self, id: NodeId) -> usize {

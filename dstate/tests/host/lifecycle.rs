@@ -35,16 +35,8 @@ async fn graceful_leave_removes_the_views_at_once() {
 async fn a_crashed_peer_is_kept_marked_down_then_evicted() {
     let mut cluster = Cluster::new(2);
     let config = || StateConfig::default().with_down_retention(Duration::from_secs(30));
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, config()).await;
+    let b = cluster.simple(1, config()).await;
     b.mutate(|s| s.value = 9).await.unwrap();
     eventually("a holds b's 9", || async {
         a.read(|v| v.view(NodeId(2)).map(|v| v.value)) == Some(9)
@@ -77,16 +69,8 @@ async fn a_crashed_peer_is_kept_marked_down_then_evicted() {
 #[tokio::test]
 async fn a_silent_peer_is_marked_down_and_redialled_then_recovers() {
     let cluster = Cluster::new(2);
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, StateConfig::default()).await;
+    let b = cluster.simple(1, StateConfig::default()).await;
     eventually("synced", || async {
         a.read(|v| v.len()) == 2 && b.read(|v| v.len()) == 2
     })
@@ -125,16 +109,8 @@ async fn a_silent_peer_is_marked_down_and_redialled_then_recovers() {
 #[tokio::test]
 async fn a_restarted_peer_replaces_its_old_incarnation_everywhere() {
     let mut cluster = Cluster::new(2);
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, StateConfig::default()).await;
+    let b = cluster.simple(1, StateConfig::default()).await;
     b.mutate(|s| s.value = 100).await.unwrap();
     eventually("a holds 100", || async {
         a.read(|v| v.view(NodeId(2)).map(|v| v.value)) == Some(100)
@@ -172,16 +148,8 @@ async fn a_restarted_peer_replaces_its_old_incarnation_everywhere() {
 #[tokio::test]
 async fn health_degrades_when_a_peer_goes_down_and_ready_waits_for_every_live_peer() {
     let mut cluster = Cluster::new(2);
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, StateConfig::default()).await;
+    let b = cluster.simple(1, StateConfig::default()).await;
     tokio::time::timeout(Duration::from_secs(10), a.ready())
         .await
         .expect("ready in time")
@@ -207,16 +175,8 @@ async fn late_node_frames_of_a_previous_process_are_ignored() {
     use dstate::wire::{self, Frame, FrameKind};
     use dstate::{Age, Generation, Incarnation};
     let cluster = Cluster::new(2);
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, StateConfig::default()).await;
+    let b = cluster.simple(1, StateConfig::default()).await;
     let node_a = cluster.nodes[0].node.clone();
     eventually("a holds b", || async { a.read(|v| v.len()) == 2 }).await;
     let old = Incarnation(cluster.nodes[1].node.incarnation().0 - 1000);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dstate::test_support::{InMemoryPersistence, TestState};
+use dstate::test_support::InMemoryPersistence;
 use dstate::{MutationError, NodeId, PersistError, StateConfig};
 
 use crate::cluster::{eventually, Cluster};
@@ -14,16 +14,8 @@ async fn a_failed_save_rolls_back_and_is_not_published() {
     let store = InMemoryPersistence::new();
     cluster.add(NodeId(2), Some(Arc::new(store.clone())));
     cluster.connect_all();
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, StateConfig::default()).await;
+    let b = cluster.simple(1, StateConfig::default()).await;
     b.mutate(|s| s.value = 1).await.unwrap();
     eventually("a holds 1", || async {
         a.read(|v| v.view(NodeId(2)).map(|v| v.value)) == Some(1)
@@ -55,11 +47,7 @@ async fn a_restart_with_persistence_keeps_the_shard_and_its_incarnation() {
     let mut cluster = Cluster::new(0);
     let store = InMemoryPersistence::new();
     cluster.add(NodeId(1), Some(Arc::new(store.clone())));
-    let first = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let first = cluster.simple(0, StateConfig::default()).await;
     for _ in 0..3 {
         first.mutate(|s| s.value += 1).await.unwrap();
     }
@@ -68,11 +56,7 @@ async fn a_restart_with_persistence_keeps_the_shard_and_its_incarnation() {
     cluster.nodes.clear();
     cluster.clock.advance(Duration::from_secs(1));
     cluster.add(NodeId(1), Some(Arc::new(store.clone())));
-    let second = cluster.nodes[0]
-        .node
-        .register::<TestState>(StateConfig::default())
-        .await
-        .unwrap();
+    let second = cluster.simple(0, StateConfig::default()).await;
     assert_eq!(second.generation(), generation);
     assert_eq!(second.local_view().map(|v| v.value), Some(3));
 }

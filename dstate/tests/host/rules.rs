@@ -131,16 +131,8 @@ async fn a_slow_subscriber_loses_old_events_and_never_stalls_replication() {
     let config = || {
         StateConfig::default().with_subscription_capacity(std::num::NonZeroUsize::new(4).unwrap())
     };
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, config()).await;
+    let b = cluster.simple(1, config()).await;
     let mut slow = b.subscribe();
     for i in 1..=100u64 {
         a.mutate(move |s| s.value = i).await.unwrap();

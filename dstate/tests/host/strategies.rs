@@ -88,16 +88,8 @@ async fn feed_lazy_pull_query_pulls_pending_views() {
 async fn periodic_only_repairs_on_its_timer() {
     let cluster = Cluster::new(2);
     let config = || StateConfig::new(SyncStrategy::periodic_only(Duration::from_secs(2)));
-    let a = cluster.nodes[0]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
-    let b = cluster.nodes[1]
-        .node
-        .register::<TestState>(config())
-        .await
-        .unwrap();
+    let a = cluster.simple(0, config()).await;
+    let b = cluster.simple(1, config()).await;
     eventually("b holds a's view", || async { b.read(|v| v.len()) == 2 }).await;
     a.mutate(|s| s.value = 7).await.unwrap();
     assert_eq!(b.read(|v| v.view(NodeId(1)).map(|v| v.value)), Some(0));
