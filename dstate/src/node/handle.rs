@@ -54,6 +54,10 @@ impl<R> QueryResult<R> {
 
 /// A subscription to view changes. Bounded: a subscriber that falls behind loses the oldest
 /// events (counted by [`lagged`](Subscription::lagged)); replication never waits for it.
+///
+/// Treat events as wake-ups: after a lag the last event of some source may be among those
+/// lost, so read the current view ([`StateHandle::read`]) rather than rebuilding state from
+/// events. The view map is always current when an event is delivered.
 pub struct Subscription<V> {
     receiver: broadcast::Receiver<ChangeEvent<V>>,
     lagged: u64,
