@@ -18,11 +18,10 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dstate::{DeserializeError, DistributedState, Node, NodeId, StateConfig, SyncStrategy};
-use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
+use dstate::{DeserializeError, DistributedState, StateConfig, SyncStrategy};
+use dstate_examples::kameo_node::{run_local_cluster, start_node};
 
 /// One node's shard: its own count, and whether it has seen the expected cluster total.
 #[derive(Clone, Debug, Default)]
@@ -122,18 +121,7 @@ async fn main() {
 
 /// One node: count, print the cluster total, leave once everyone finished.
 async fn run_node(args: &Args) -> Result<(), String> {
-    let runtime = KameoRuntime::new();
-    let cluster = KameoCluster::builder(NodeId(args.node), ClusterKey::from_passphrase(&args.key))
-        .listen(args.listen)
-        .seeds(args.seeds.iter().copied())
-        .start(&runtime)
-        .await
-        .map_err(|e| e.to_string())?;
-    println!("node {} listening on {}", args.node, cluster.local_addr());
-    let node = Node::builder(NodeId(args.node), runtime.clone())
-        .transport(cluster.transport())
-        .start();
-    cluster.join_node(&node).await.map_err(|e| e.to_string())?;
+    let (cluster, node) = start_node(args.node, &args.key, args.listen, &args.seeds).await?;
     let counter = node
         .register::<Counter>(StateConfig::new(SyncStrategy::active_push()))
         .await
@@ -188,60 +176,18 @@ async fn run_node(args: &Args) -> Result<(), String> {
 
 /// Starts `count` node processes of this program on 127.0.0.1 and waits until all agree.
 async fn run_cluster(args: &Args, count: u64) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let seed = free_port()?;
-    let mut children = Children(Vec::new());
-    for id in 1..=count {
-        let mut cmd = Command::new(&exe);
-        cmd.args(["--node", &id.to_string(), "--key", &args.key])
-            .args(["--increments", &args.increments.to_string()])
-            .args(["--interval-ms", &args.interval.as_millis().to_string()])
-            .args(["--expect-nodes", &count.to_string()])
-            .stdin(Stdio::null());
-        if id == 1 {
-            cmd.args(["--listen", &seed.to_string()]);
-        } else {
-            cmd.args(["--seed", &seed.to_string()]);
-        }
-        children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut ok = 0;
-    while ok < children.0.len() {
-        ok = 0;
-        for child in &mut children.0 {
-            match child.try_wait().map_err(|e| e.to_string())? {
-                Some(status) if status.success() => ok += 1,
-                Some(status) => return Err(format!("a node failed: {status}")),
-                None => {}
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("the cluster did not finish in time".to_owned());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let extra = vec![
+        "--key".to_owned(),
+        args.key.clone(),
+        "--increments".to_owned(),
+        args.increments.to_string(),
+        "--interval-ms".to_owned(),
+        args.interval.as_millis().to_string(),
+    ];
+    run_local_cluster(count, &extra).await?;
     println!(
         "all {count} nodes agreed on the total {}",
         count * args.increments
     );
     Ok(())
-}
-
-/// Child processes, killed if this program stops early.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            // Already exited is fine.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map_err(|e| e.to_string())
 }

@@ -1,0 +1,90 @@
+//! What the kameo example programs share: starting one node, and running a local cluster of
+//! child processes of the same program (`--cluster N`).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dstate::{Node, NodeId};
+use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
+
+/// Start node `id` of the cluster keyed by `key`: its swarm on `listen`, dialling `seeds`,
+/// joined by a dstate node. Prints where it listens.
+pub async fn start_node(
+    id: u64,
+    key: &str,
+    listen: SocketAddr,
+    seeds: &[SocketAddr],
+) -> Result<(KameoCluster, Node<KameoRuntime>), String> {
+    let runtime = KameoRuntime::new();
+    let cluster = KameoCluster::builder(NodeId(id), ClusterKey::from_passphrase(key))
+        .listen(listen)
+        .seeds(seeds.iter().copied())
+        .start(&runtime)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("node {id} listening on {}", cluster.local_addr());
+    let node = Node::builder(NodeId(id), runtime.clone())
+        .transport(cluster.transport())
+        .start();
+    cluster.join_node(&node).await.map_err(|e| e.to_string())?;
+    Ok((cluster, node))
+}
+
+/// Start `count` processes of this program on 127.0.0.1 (node 1 listens, the others seed
+/// from it), each with `--node <id> --expect-nodes <count>` plus `args`, and wait until every
+/// one exited successfully (each exits once it saw the whole cluster agree).
+pub async fn run_local_cluster(count: u64, args: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let seed = free_port()?;
+    let mut children = Children(Vec::new());
+    for id in 1..=count {
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "--node",
+            &id.to_string(),
+            "--expect-nodes",
+            &count.to_string(),
+        ])
+        .args(args)
+        .stdin(Stdio::null());
+        let role = if id == 1 { "--listen" } else { "--seed" };
+        cmd.args([role, &seed.to_string()]);
+        children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut ok = 0;
+    while ok < children.0.len() {
+        ok = 0;
+        for child in &mut children.0 {
+            match child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) if status.success() => ok += 1,
+                Some(status) => return Err(format!("a node failed: {status}")),
+                None => {}
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("the cluster did not finish in time".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Child processes, killed if this program stops early.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            // Already exited is fine.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
