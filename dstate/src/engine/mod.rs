@@ -83,6 +83,8 @@ pub struct Engine<D: DeltaDistributedState, T = ()> {
     /// late frame of its previous process cannot take the view back in time.
     removed: BTreeMap<NodeId, Generation>,
     views_dirty: bool,
+    /// A peer's view changed: the freshness summary (which ignores the own view) is stale.
+    summary_dirty: bool,
     emit_view_events: bool,
     pulls: Pulls,
     reassembler: Reassembler,
@@ -146,6 +148,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             views: Arc::new(views),
             removed: BTreeMap::new(),
             views_dirty: true,
+            summary_dirty: true,
             emit_view_events: true,
             pulls: Pulls::default(),
             transmits: VecDeque::new(),
@@ -195,10 +198,11 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
 
     /// The view map as of now, with its freshness summary. Cheap when nothing changed.
     pub fn views(&mut self) -> Arc<ViewMap<D::View>> {
-        if self.views_dirty {
+        if self.summary_dirty {
             Arc::make_mut(&mut self.views).refresh_summary();
-            self.views_dirty = false;
+            self.summary_dirty = false;
         }
+        self.views_dirty = false;
         self.views.clone()
     }
 
@@ -303,7 +307,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         Arc::make_mut(&mut self.views)
             .views
             .insert(source, view.clone());
-        self.views_dirty = true;
+        self.mark_changed(source);
         if self.emit_view_events {
             self.events.push_back(EngineEvent::ViewChanged {
                 source,
@@ -315,7 +319,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     fn remove_view(&mut self, source: NodeId) {
         if let Some(removed) = Arc::make_mut(&mut self.views).views.remove(&source) {
             self.removed.insert(source, removed.generation);
-            self.views_dirty = true;
+            self.mark_changed(source);
             self.reassembler.forget(source);
             if self.emit_view_events {
                 self.events
@@ -334,7 +338,12 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         Arc::make_mut(&mut self.views)
             .views
             .insert(source, Arc::new(next));
+        self.mark_changed(source);
+    }
+
+    fn mark_changed(&mut self, source: NodeId) {
         self.views_dirty = true;
+        self.summary_dirty |= source != self.local;
     }
 
     fn held(&self, source: NodeId) -> Option<&StateViewObject<D::View>> {
