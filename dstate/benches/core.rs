@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,6 @@ use dstate::{
     Age, ClusterEvent, DeserializeError, DistributedState, Generation, Incarnation, Node, NodeId,
     Simple, StateConfig, SyncStrategy,
 };
-use futures::FutureExt;
 
 #[derive(Clone, Debug, Default)]
 struct Counter {
@@ -56,8 +56,8 @@ fn counter_snapshot(source: u64, value: u64) -> bytes::Bytes {
     wire::encode(&frame, usize::MAX).expect("encodes")
 }
 
-/// A node whose counter handle holds `views` views (its own plus `views - 1` peers').
-fn node_with_views(rt: &tokio::runtime::Runtime, views: u64) -> dstate::SimpleHandle<Counter> {
+/// A node whose counter handle holds `peers` peer views plus its own.
+fn node_with_peers(rt: &tokio::runtime::Runtime, peers: u64) -> dstate::SimpleHandle<Counter> {
     rt.block_on(async {
         let runtime = TestRuntime::new();
         let network = InMemoryNetwork::new();
@@ -69,7 +69,7 @@ fn node_with_views(rt: &tokio::runtime::Runtime, views: u64) -> dstate::SimpleHa
             .await
             .unwrap();
         let inbound = node.inbound();
-        for peer in 1..views {
+        for peer in 1..=peers {
             runtime.emit(ClusterEvent::NodeJoined {
                 node: NodeId(peer),
                 incarnation: Incarnation(1),
@@ -77,7 +77,7 @@ fn node_with_views(rt: &tokio::runtime::Runtime, views: u64) -> dstate::SimpleHa
             inbound.deliver(NodeId(peer), counter_snapshot(peer, peer));
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while handle.read(|v| v.len() as u64) < views {
+        while handle.read(|v| v.len() as u64) < peers + 1 {
             assert!(Instant::now() < deadline, "views did not arrive");
             tokio::task::yield_now().await;
         }
@@ -96,21 +96,24 @@ fn query(c: &mut Criterion) {
     group
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));
-    for views in [1u64, 16, 128] {
-        let handle = node_with_views(&rt, views);
-        let plain: HashMap<NodeId, u64> = (0..views).map(|n| (NodeId(n), n)).collect();
+    // Peer views; every map also holds the node's own entry, so all hold `peers + 1`.
+    for peers in [1u64, 16, 128] {
+        let handle = node_with_peers(&rt, peers);
+        let plain: HashMap<NodeId, u64> = (0..=peers).map(|n| (NodeId(n), n)).collect();
         let arc_swap = Arc::new(ArcSwap::from_pointee(plain.clone()));
         let rw_lock = Arc::new(RwLock::new(plain));
         let bound = Duration::from_secs(3600);
         for threads in [1usize, 2] {
-            let id = |name: &str| BenchmarkId::new(format!("{name}/{threads}t"), views);
+            let id = |name: &str| BenchmarkId::new(format!("{name}/{threads}t"), peers);
+            // `query` is async: measured the way an application calls it, awaited in a loop
+            // inside one async task per thread (views fresh, so it never waits).
             group.bench_function(id("dstate_query"), |b| {
                 b.iter_custom(|iters| {
-                    parallel(threads, iters, || {
+                    parallel_async(threads, iters, || async {
                         let result = handle
                             .query(bound, |v| v.values().map(|c| c.value).sum::<u64>())
-                            .now_or_never();
-                        black_box(result.and_then(Result::ok).map(|r| r.value));
+                            .await;
+                        black_box(result.ok().map(|r| r.value));
                     })
                 })
             });
@@ -146,14 +149,34 @@ fn query(c: &mut Criterion) {
 
 /// Run `op` `iters` times on each of `threads` threads; the time per op of one thread.
 fn parallel(threads: usize, iters: u64, op: impl Fn() + Sync) -> Duration {
+    on_threads(threads, || {
+        for _ in 0..iters {
+            op();
+        }
+    })
+}
+
+/// Await `op()` `iters` times in one task on each of `threads` threads; the time per op.
+fn parallel_async<F: Future<Output = ()>>(
+    threads: usize,
+    iters: u64,
+    op: impl Fn() -> F + Sync,
+) -> Duration {
+    on_threads(threads, || {
+        futures::executor::block_on(async {
+            for _ in 0..iters {
+                op().await;
+            }
+        })
+    })
+}
+
+/// Run `work` once on each of `threads` threads; the wall time until all finished.
+fn on_threads(threads: usize, work: impl Fn() + Sync) -> Duration {
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| {
-                for _ in 0..iters {
-                    op();
-                }
-            });
+            scope.spawn(&work);
         }
     });
     start.elapsed()

@@ -103,7 +103,8 @@ pub use error::{
 };
 pub use ids::{Age, Generation, Incarnation, NodeId};
 pub use node::{
-    ChangeEvent, Inbound, Node, NodeBuilder, QueryResult, SimpleHandle, StateHandle, Subscription,
+    ChangeEvent, Inbound, Node, NodeBuilder, Query, QueryResult, SimpleHandle, StateHandle,
+    Subscription,
 };
 pub use object::{PeerStatus, StateObject, StateViewObject, ViewMap};
 #[cfg(all(feature = "durable", unix))]
@@ -113,7 +114,7 @@ pub use persist::{
 pub use persist::{InMemoryPersistence, PersistedShard, StatePersistence};
 pub use runtime::{
     ActorRef, ActorRuntime, BoxFuture, Clock, ClusterEvent, ClusterEventBus, ClusterEvents,
-    LeaveReason, SystemClock, TimerHandle,
+    LeaveReason, SystemClock, TimerHandle, COARSE_MIN_BOUND, COARSE_TICK,
 };
 pub use state::{DeltaDistributedState, DeserializeError, DistributedState, Simple, SyncUrgency};
 pub use transport::Transport;

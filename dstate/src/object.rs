@@ -1,6 +1,5 @@
 //! The owner's shard and the read-only views of every shard.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,30 +59,56 @@ impl<V> StateViewObject<V> {
 
 /// The view map: one view per node (this node's own view included), shared immutably with
 /// readers. Queries borrow it; nothing is copied per read.
+///
+/// Views are kept inline in one vector sorted by node id: iteration visits them in
+/// ascending [`NodeId`] order, a lookup is a binary search, and a read touches no hash
+/// table and no per-view allocation besides the view value itself.
 #[derive(Debug)]
 pub struct ViewMap<V> {
-    pub(crate) views: HashMap<NodeId, Arc<StateViewObject<V>>>,
+    views: Vec<StateViewObject<V>>,
     /// The node holding this map (its own view is always current).
     pub(crate) local: NodeId,
     /// Oldest `synced_at` among peer views (`None` when there are none).
-    pub(crate) oldest_sync: Option<Instant>,
-    /// Some peer view has newer data pending.
-    pub(crate) any_pending: bool,
+    oldest_sync: Option<Instant>,
+    /// Some peer view has newer data pending or its owner is not up.
+    any_pending: bool,
 }
 
 impl<V> ViewMap<V> {
     pub(crate) fn new(local: NodeId) -> Self {
         ViewMap {
-            views: HashMap::new(),
+            views: Vec::new(),
             local,
             oldest_sync: None,
             any_pending: false,
         }
     }
 
+    /// Install or replace the view of `view.source`.
+    pub(crate) fn insert(&mut self, view: StateViewObject<V>) {
+        match self.position(view.source) {
+            Ok(at) => self.views[at] = view,
+            Err(at) => self.views.insert(at, view),
+        }
+    }
+
+    /// Remove the view of `node`, returning it.
+    pub(crate) fn remove(&mut self, node: NodeId) -> Option<StateViewObject<V>> {
+        self.position(node).ok().map(|at| self.views.remove(at))
+    }
+
+    /// True when a view of `node` is held.
+    pub(crate) fn contains(&self, node: NodeId) -> bool {
+        self.position(node).is_ok()
+    }
+
+    fn position(&self, node: NodeId) -> Result<usize, usize> {
+        self.views.binary_search_by_key(&node, |v| v.source)
+    }
+
     /// Recompute the freshness summary after changes.
     pub(crate) fn refresh_summary(&mut self) {
-        let peers = self.views.values().filter(|v| v.source != self.local);
+        let peers = self.views.iter().filter(|v| v.source != self.local);
         let (mut oldest, mut pending) = (None::<Instant>, false);
         for view in peers {
             oldest = Some(oldest.map_or(view.synced_at, |o| o.min(view.synced_at)));
@@ -96,44 +121,52 @@ impl<V> ViewMap<V> {
     /// True when every peer view is up, has nothing pending and was confirmed within
     /// `max_staleness` (the own view is always current). O(1).
     pub fn all_fresh(&self, now: Instant, max_staleness: Duration) -> bool {
+        self.all_fresh_with(|| now, max_staleness)
+    }
+
+    /// [`all_fresh`](Self::all_fresh) that reads the clock only when a peer view's age
+    /// matters (not when there are no peer views or one is already known to be stale).
+    #[inline]
+    pub(crate) fn all_fresh_with(
+        &self,
+        now: impl FnOnce() -> Instant,
+        max_staleness: Duration,
+    ) -> bool {
         !self.any_pending
             && self
                 .oldest_sync
-                .is_none_or(|o| now.saturating_duration_since(o) <= max_staleness)
+                .is_none_or(|o| now().saturating_duration_since(o) <= max_staleness)
     }
 
     /// The peer views that are down, have newer data pending, or were confirmed longer than
-    /// `max_staleness` ago.
+    /// `max_staleness` ago, in ascending node order.
     pub fn stale(&self, now: Instant, max_staleness: Duration) -> Vec<NodeId> {
-        let mut stale: Vec<NodeId> = self
-            .views
-            .values()
+        self.views
+            .iter()
             .filter(|v| v.source != self.local)
             .filter(|v| !v.is_fresh(now, max_staleness) || v.status != PeerStatus::Up)
             .map(|v| v.source)
-            .collect();
-        stale.sort();
-        stale
+            .collect()
     }
 
     /// The view value of `node`'s shard.
     pub fn view(&self, node: NodeId) -> Option<&V> {
-        self.views.get(&node).map(|v| &*v.view)
+        self.get(node).map(|v| &*v.view)
     }
 
     /// The view of `node`'s shard.
     pub fn get(&self, node: NodeId) -> Option<&StateViewObject<V>> {
-        self.views.get(&node).map(|v| &**v)
+        self.position(node).ok().map(|at| &self.views[at])
     }
 
-    /// Every view, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &StateViewObject<V>> {
-        self.views.values().map(|v| &**v)
+    /// Every view, in ascending node order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &StateViewObject<V>> {
+        self.views.iter()
     }
 
-    /// Every node's view value, in no particular order.
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.views.values().map(|v| &*v.view)
+    /// Every node's view value, in ascending node order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> {
+        self.views.iter().map(|v| &*v.view)
     }
 
     /// Number of views.
@@ -146,9 +179,9 @@ impl<V> ViewMap<V> {
         self.views.is_empty()
     }
 
-    /// The nodes whose views are held.
-    pub fn nodes(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.views.keys().copied()
+    /// The nodes whose views are held, in ascending order.
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = NodeId> + '_ {
+        self.views.iter().map(|v| v.source)
     }
 }
 

@@ -123,17 +123,14 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
             .max(256);
         let own_view = Arc::new(D::project_view(&start.state));
         let mut views = ViewMap::new(local);
-        views.views.insert(
-            local,
-            Arc::new(StateViewObject {
-                source: local,
-                generation: start.generation,
-                view: own_view.clone(),
-                synced_at: now,
-                pending: None,
-                status: PeerStatus::Up,
-            }),
-        );
+        views.insert(StateViewObject {
+            source: local,
+            generation: start.generation,
+            view: own_view.clone(),
+            synced_at: now,
+            pending: None,
+            status: PeerStatus::Up,
+        });
         let periodic_next = config
             .strategy
             .periodic_full_sync
@@ -240,7 +237,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         self.peers
             .iter()
             .filter(|(_, p)| p.status == PeerStatus::Up)
-            .all(|(node, _)| self.views.views.contains_key(node))
+            .all(|(node, _)| self.views.contains(*node))
     }
 
     /// The peers currently up.
@@ -255,7 +252,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     pub fn diagnostics(&self, now: Instant) -> StateDiagnostics {
         let mut peers = BTreeMap::new();
         for (node, peer) in &self.peers {
-            let view = self.views.views.get(node);
+            let view = self.views.get(*node);
             peers.insert(
                 *node,
                 PeerDiagnostics {
@@ -289,7 +286,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
         }
         let mut health = Health::Healthy;
         for (node, peer) in &self.peers {
-            let age = self.views.views.get(node).map(|v| v.age(now));
+            let age = self.views.get(*node).map(|v| v.age(now));
             let too_old = |limit| age.is_none_or(|a| a > limit);
             if peer.status == PeerStatus::Up && too_old(self.config.unhealthy_after) {
                 return Health::Unhealthy;
@@ -302,22 +299,19 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     }
 
     fn set_view(&mut self, view: StateViewObject<D::View>) {
-        let view = Arc::new(view);
         let source = view.source;
-        Arc::make_mut(&mut self.views)
-            .views
-            .insert(source, view.clone());
-        self.mark_changed(source);
         if self.emit_view_events {
             self.events.push_back(EngineEvent::ViewChanged {
                 source,
-                view: Some(view),
+                view: Some(view.clone()),
             });
         }
+        Arc::make_mut(&mut self.views).insert(view);
+        self.mark_changed(source);
     }
 
     fn remove_view(&mut self, source: NodeId) {
-        if let Some(removed) = Arc::make_mut(&mut self.views).views.remove(&source) {
+        if let Some(removed) = Arc::make_mut(&mut self.views).remove(source) {
             self.removed.insert(source, removed.generation);
             self.mark_changed(source);
             self.reassembler.forget(source);
@@ -330,14 +324,12 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
 
     /// Update the metadata of a held view without touching its value.
     fn touch_view(&mut self, source: NodeId, update: impl FnOnce(&mut StateViewObject<D::View>)) {
-        let Some(current) = self.views.views.get(&source) else {
+        let Some(current) = self.views.get(source) else {
             return;
         };
-        let mut next = StateViewObject::clone(current);
+        let mut next = current.clone();
         update(&mut next);
-        Arc::make_mut(&mut self.views)
-            .views
-            .insert(source, Arc::new(next));
+        Arc::make_mut(&mut self.views).insert(next);
         self.mark_changed(source);
     }
 
@@ -347,7 +339,7 @@ impl<D: DeltaDistributedState, T> Engine<D, T> {
     }
 
     fn held(&self, source: NodeId) -> Option<&StateViewObject<D::View>> {
-        self.views.views.get(&source).map(|v| &**v)
+        self.views.get(source)
     }
 
     fn peer_mut(&mut self, node: NodeId) -> &mut Peer {

@@ -1,7 +1,5 @@
 //! What the engine hands out through its `poll_*` methods.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
 use crate::error::{MutationError, RejectReason};
@@ -53,7 +51,7 @@ pub enum EngineEvent<V, T> {
         /// Owner of the view.
         source: NodeId,
         /// The new view, or `None` when it was removed.
-        view: Option<Arc<StateViewObject<V>>>,
+        view: Option<StateViewObject<V>>,
     },
     /// An inbound frame was rejected (also counted in diagnostics).
     Rejected {

@@ -7,50 +7,25 @@ use std::time::Duration;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::engine_actor::{ChangeEvent, EngineMsg, MutationFn, Responder, StateShared};
+use super::query::Query;
 use crate::diagnostics::{Health, StateDiagnostics};
 use crate::error::{MutationError, QueryError, SendError};
-use crate::ids::{Generation, NodeId};
+use crate::ids::Generation;
 use crate::object::ViewMap;
-use crate::runtime::Clock;
+use crate::runtime::{staleness_now, Clock};
 use crate::state::{DeltaDistributedState, DistributedState, Simple};
 
 type Sender<D> = Arc<dyn Fn(EngineMsg<D>) -> Result<(), SendError<EngineMsg<D>>> + Send + Sync>;
 
 /// Handle to one registered state type on one node. Cheap to clone.
 pub struct StateHandle<D: DeltaDistributedState> {
-    send: Sender<D>,
-    shared: Arc<StateShared<D::View>>,
-    clock: Arc<dyn Clock>,
+    pub(super) send: Sender<D>,
+    pub(super) shared: Arc<StateShared<D::View>>,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 /// The handle of a simple state `S`.
 pub type SimpleHandle<S> = StateHandle<Simple<S>>;
-
-/// A query's value and the views that did not meet its staleness bound.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryResult<R> {
-    /// What the projection returned.
-    pub value: R,
-    /// Peers whose views are down, have newer data pending, or are older than the bound
-    /// even after pulling. Empty when every view was fresh.
-    pub stale: Vec<NodeId>,
-}
-
-impl<R> QueryResult<R> {
-    /// True when every view met the bound.
-    pub fn is_fresh(&self) -> bool {
-        self.stale.is_empty()
-    }
-
-    /// The value if every view met the bound, else [`QueryError::Stale`].
-    pub fn into_fresh(self) -> Result<R, QueryError> {
-        if self.stale.is_empty() {
-            Ok(self.value)
-        } else {
-            Err(QueryError::Stale { nodes: self.stale })
-        }
-    }
-}
 
 /// A subscription to view changes. Bounded: a subscriber that falls behind loses the oldest
 /// events (counted by [`lagged`](Subscription::lagged)); replication never waits for it.
@@ -135,44 +110,38 @@ impl<D: DeltaDistributedState> StateHandle<D> {
     /// Run `projection` over the view map once every view is fresher than `max_staleness`,
     /// pulling the stale ones first (waiting at most the pull timeout). Views that still miss
     /// the bound are listed in the result; they are never silently presented as fresh.
-    pub async fn query<R>(
-        &self,
-        max_staleness: Duration,
-        projection: impl FnOnce(&ViewMap<D::View>) -> R,
-    ) -> Result<QueryResult<R>, QueryError> {
-        let now = self.clock.now();
-        {
-            let views = self.shared.views.load();
-            if views.all_fresh(now, max_staleness) {
-                return Ok(QueryResult {
-                    value: projection(&views),
-                    stale: Vec::new(),
-                });
-            }
-        }
-        let (reply, answer) = oneshot::channel();
-        (self.send)(EngineMsg::Query(max_staleness, reply)).map_err(|_| QueryError::Stopped)?;
-        answer.await.map_err(|_| QueryError::Stopped)?;
-        let views = self.shared.views.load();
-        let stale = views.stale(self.clock.now(), max_staleness);
-        Ok(QueryResult {
-            value: projection(&views),
-            stale,
-        })
+    ///
+    /// When every view already meets the bound the projection runs in the first poll: one
+    /// atomic load, no allocation, no message to the state's actor. A view's age counts
+    /// from when this node processed it; bounds of
+    /// [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) (100 ms) or more are checked
+    /// against the clock's coarse [`recent`](Clock::recent) reading (about 1 ms behind),
+    /// shorter ones against the precise clock. See [`Query`].
+    pub fn query<P, R>(&self, max_staleness: Duration, projection: P) -> Query<'_, D, P>
+    where
+        P: FnOnce(&ViewMap<D::View>) -> R,
+    {
+        Query::new(self, max_staleness, projection)
     }
 
     /// Run `projection` now if every view meets `max_staleness`, without pulling; otherwise
-    /// [`QueryError::Stale`] lists the views that miss it. Lock-free, never waits.
+    /// [`QueryError::Stale`] lists the views that miss it. Lock-free, never waits. Time is
+    /// read as for [`query`](Self::query).
     pub fn try_query<R>(
         &self,
         max_staleness: Duration,
         projection: impl FnOnce(&ViewMap<D::View>) -> R,
     ) -> Result<R, QueryError> {
-        let now = self.clock.now();
         let views = self.shared.views.load();
-        if views.all_fresh(now, max_staleness) {
+        let mut now = None;
+        let clock = &*self.clock;
+        if views.all_fresh_with(
+            || *now.insert(staleness_now(clock, max_staleness)),
+            max_staleness,
+        ) {
             return Ok(projection(&views));
         }
+        let now = now.unwrap_or_else(|| staleness_now(clock, max_staleness));
         Err(QueryError::Stale {
             nodes: views.stale(now, max_staleness),
         })
@@ -186,7 +155,7 @@ impl<D: DeltaDistributedState> StateHandle<D> {
     /// This node's own view, as last committed.
     pub fn local_view(&self) -> Option<Arc<D::View>> {
         let views = self.shared.views.load();
-        views.views.get(&views.local).map(|v| v.view.clone())
+        views.get(views.local).map(|v| v.view.clone())
     }
 
     /// The generation of this node's own shard.

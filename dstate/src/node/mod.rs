@@ -11,6 +11,7 @@ mod engine_actor;
 mod handle;
 mod inbound;
 mod load;
+mod query;
 mod registry;
 
 use std::sync::Arc;
@@ -20,8 +21,9 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use engine_actor::ChangeEvent;
-pub use handle::{QueryResult, SimpleHandle, StateHandle, Subscription};
+pub use handle::{SimpleHandle, StateHandle, Subscription};
 pub use inbound::Inbound;
+pub use query::{Query, QueryResult};
 
 use crate::config::{NodeConfig, StateConfig};
 use crate::engine::{Engine, EngineLimits};
