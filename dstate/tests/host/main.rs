@@ -2,6 +2,7 @@
 //! one test, a shared virtual clock.
 
 mod cluster;
+mod hostile;
 mod lifecycle;
 mod persistence;
 mod rules;
