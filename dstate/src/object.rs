@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ids::{Generation, NodeId};
+use crate::runtime::coarse;
 
 /// The owner's shard: its state and generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct ViewMap<V> {
     pub(crate) local: NodeId,
     /// Oldest `synced_at` among peer views (`None` when there are none).
     oldest_sync: Option<Instant>,
+    /// `oldest_sync` in nanoseconds since the coarse clock's base.
+    oldest_nanos: u64,
     /// Some peer view has newer data pending or its owner is not up.
     any_pending: bool,
 }
@@ -80,6 +83,7 @@ impl<V> ViewMap<V> {
             views: Vec::new(),
             local,
             oldest_sync: None,
+            oldest_nanos: 0,
             any_pending: false,
         }
     }
@@ -115,6 +119,7 @@ impl<V> ViewMap<V> {
             pending |= view.pending.is_some() || view.status != PeerStatus::Up;
         }
         self.oldest_sync = oldest;
+        self.oldest_nanos = oldest.map_or(0, coarse::since_base);
         self.any_pending = pending;
     }
 
@@ -132,10 +137,26 @@ impl<V> ViewMap<V> {
         now: impl FnOnce() -> Instant,
         max_staleness: Duration,
     ) -> bool {
+        // `now - oldest <= bound` as `now <= oldest + bound`: no subtraction, and a bound too
+        // large to add is met by every view.
         !self.any_pending
             && self
                 .oldest_sync
-                .is_none_or(|o| now().saturating_duration_since(o) <= max_staleness)
+                .and_then(|oldest| oldest.checked_add(max_staleness))
+                .is_none_or(|deadline| now() <= deadline)
+    }
+
+    /// [`all_fresh`](Self::all_fresh) against the coarse clock (`now` in nanoseconds since
+    /// its base), for maps whose sync times come from the system clock.
+    #[inline(always)]
+    pub(crate) fn all_fresh_coarse(
+        &self,
+        now: impl FnOnce() -> u64,
+        max_staleness: Duration,
+    ) -> bool {
+        let bound = u64::try_from(max_staleness.as_nanos()).unwrap_or(u64::MAX);
+        !self.any_pending
+            && (self.oldest_sync.is_none() || now() <= self.oldest_nanos.saturating_add(bound))
     }
 
     /// The peer views that are down, have newer data pending, or were confirmed longer than
@@ -191,6 +212,7 @@ impl<V> Clone for ViewMap<V> {
             views: self.views.clone(),
             local: self.local,
             oldest_sync: self.oldest_sync,
+            oldest_nanos: self.oldest_nanos,
             any_pending: self.any_pending,
         }
     }

@@ -12,7 +12,7 @@ use crate::diagnostics::{Health, StateDiagnostics};
 use crate::error::{MutationError, QueryError, SendError};
 use crate::ids::Generation;
 use crate::object::ViewMap;
-use crate::runtime::{staleness_now, Clock};
+use crate::runtime::{coarse, Clock, COARSE_MIN_BOUND};
 use crate::state::{DeltaDistributedState, DistributedState, Simple};
 
 type Sender<D> = Arc<dyn Fn(EngineMsg<D>) -> Result<(), SendError<EngineMsg<D>>> + Send + Sync>;
@@ -22,6 +22,8 @@ pub struct StateHandle<D: DeltaDistributedState> {
     pub(super) send: Sender<D>,
     pub(super) shared: Arc<StateShared<D::View>>,
     pub(super) clock: Arc<dyn Clock>,
+    /// The clock is the system clock: long bounds are checked against the coarse clock.
+    coarse: bool,
 }
 
 /// The handle of a simple state `S`.
@@ -83,6 +85,7 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         StateHandle {
             send,
             shared,
+            coarse: clock.is_system_clock(),
             clock,
         }
     }
@@ -115,8 +118,9 @@ impl<D: DeltaDistributedState> StateHandle<D> {
     /// atomic load, no allocation, no message to the state's actor. A view's age counts
     /// from when this node processed it; bounds of
     /// [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) (100 ms) or more are checked
-    /// against the clock's coarse [`recent`](Clock::recent) reading (about 1 ms behind),
-    /// shorter ones against the precise clock. See [`Query`].
+    /// against a coarse copy of the system clock (about 1 ms behind, never ahead; see
+    /// [`SystemClock`](crate::SystemClock)), shorter ones against the precise clock. See
+    /// [`Query`].
     pub fn query<P, R>(&self, max_staleness: Duration, projection: P) -> Query<'_, D, P>
     where
         P: FnOnce(&ViewMap<D::View>) -> R,
@@ -133,18 +137,24 @@ impl<D: DeltaDistributedState> StateHandle<D> {
         projection: impl FnOnce(&ViewMap<D::View>) -> R,
     ) -> Result<R, QueryError> {
         let views = self.shared.views.load();
-        let mut now = None;
-        let clock = &*self.clock;
-        if views.all_fresh_with(
-            || *now.insert(staleness_now(clock, max_staleness)),
-            max_staleness,
-        ) {
+        if self.all_fresh(&views, max_staleness) {
             return Ok(projection(&views));
         }
-        let now = now.unwrap_or_else(|| staleness_now(clock, max_staleness));
         Err(QueryError::Stale {
-            nodes: views.stale(now, max_staleness),
+            nodes: views.stale(self.clock.now(), max_staleness),
         })
+    }
+
+    /// Whether every view meets `max_staleness` now: against the coarse clock for long bounds
+    /// on the system clock (one atomic load), else against the precise clock, read only when
+    /// a peer view's age matters.
+    #[inline(always)]
+    pub(super) fn all_fresh(&self, views: &ViewMap<D::View>, max_staleness: Duration) -> bool {
+        if self.coarse && max_staleness >= COARSE_MIN_BOUND {
+            views.all_fresh_coarse(coarse::now_nanos, max_staleness)
+        } else {
+            views.all_fresh_with(|| self.clock.now(), max_staleness)
+        }
     }
 
     /// Run `projection` over the views as they are, without any staleness check. Lock-free.
@@ -236,6 +246,7 @@ impl<D: DeltaDistributedState> Clone for StateHandle<D> {
             send: self.send.clone(),
             shared: self.shared.clone(),
             clock: self.clock.clone(),
+            coarse: self.coarse,
         }
     }
 }

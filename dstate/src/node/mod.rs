@@ -98,6 +98,10 @@ impl<R: ActorRuntime> NodeBuilder<R> {
 
     /// Start the node's control actor. Must run inside the runtime's executor.
     pub fn start(self) -> Node<R> {
+        if self.clock.is_system_clock() {
+            // Fix the coarse clock's origin before any view exists (see `runtime::coarse`).
+            crate::runtime::coarse::base();
+        }
         let incarnation = self
             .incarnation
             .unwrap_or_else(|| Incarnation::next_after(None, self.clock.wall_millis()));

@@ -12,7 +12,6 @@ use super::handle::StateHandle;
 use crate::error::QueryError;
 use crate::ids::NodeId;
 use crate::object::ViewMap;
-use crate::runtime::staleness_now;
 use crate::state::DeltaDistributedState;
 
 /// A query's value and the views that did not meet its staleness bound.
@@ -46,8 +45,8 @@ impl<R> QueryResult<R> {
 /// The first poll checks the view map: when every view meets the bound the projection runs
 /// and the future completes in that poll (one atomic load, no allocation, no message). Only
 /// otherwise does it ask the state's actor to pull the stale views and wait for them.
-/// Bounds of [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) or more are checked
-/// against the clock's coarse [`recent`](crate::Clock::recent) reading (about 1 ms).
+/// Bounds of [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) or more are checked against a
+/// coarse copy of the system clock (about 1 ms behind) when the node runs on it.
 /// Polling again after completion returns [`QueryError::Stopped`].
 #[must_use = "a query does nothing unless awaited"]
 pub struct Query<'a, D: DeltaDistributedState, P> {
@@ -89,25 +88,37 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some(answer) = this.pulled.as_mut() else {
-            // First poll: the fast path, or start pulling.
+        if this.pulled.is_none() {
+            // First poll: every view fresh means done, with no message and no allocation.
             let views = this.handle.shared.views.load();
-            let (clock, bound) = (&*this.handle.clock, this.max_staleness);
-            if views.all_fresh_with(|| staleness_now(clock, bound), bound) {
-                let Some(projection) = this.projection.take() else {
-                    return Poll::Ready(Err(QueryError::Stopped));
-                };
-                let value = projection(&views);
-                return Poll::Ready(Ok(QueryResult {
-                    value,
-                    stale: Vec::new(),
-                }));
+            if this.handle.all_fresh(&views, this.max_staleness) {
+                return Poll::Ready(match this.projection.take() {
+                    Some(projection) => Ok(QueryResult {
+                        value: projection(&views),
+                        stale: Vec::new(),
+                    }),
+                    None => Err(QueryError::Stopped),
+                });
             }
-            drop(views);
-            if !this.start_pull() {
-                return Poll::Ready(Err(QueryError::Stopped));
-            }
-            return Pin::new(this).poll(cx);
+        }
+        this.poll_pull(cx)
+    }
+}
+
+impl<D, P, R> Query<'_, D, P>
+where
+    D: DeltaDistributedState,
+    P: FnOnce(&ViewMap<D::View>) -> R,
+{
+    /// The slow path: ask the actor to pull the stale views, wait, then run the projection
+    /// and list what is still stale.
+    #[inline(never)]
+    fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Result<QueryResult<R>, QueryError>> {
+        if self.pulled.is_none() && !self.start_pull() {
+            return Poll::Ready(Err(QueryError::Stopped));
+        }
+        let Some(answer) = self.pulled.as_mut() else {
+            return Poll::Ready(Err(QueryError::Stopped));
         };
         match Pin::new(answer).poll(cx) {
             Poll::Pending => return Poll::Pending,
@@ -115,11 +126,11 @@ where
             Poll::Ready(Err(_)) => return Poll::Ready(Err(QueryError::Stopped)),
             Poll::Ready(Ok(())) => {}
         }
-        let Some(projection) = this.projection.take() else {
+        let Some(projection) = self.projection.take() else {
             return Poll::Ready(Err(QueryError::Stopped));
         };
-        let views = this.handle.shared.views.load();
-        let stale = views.stale(this.handle.clock.now(), this.max_staleness);
+        let views = self.handle.shared.views.load();
+        let stale = views.stale(self.handle.clock.now(), self.max_staleness);
         Poll::Ready(Ok(QueryResult {
             value: projection(&views),
             stale,

@@ -9,18 +9,20 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Instant;
     /// Wall-clock milliseconds since the Unix epoch (used for incarnations).
     fn wall_millis(&self) -> u64;
-    /// A cheap monotonic reading that may lag [`now`](Self::now) by about a millisecond,
-    /// never run ahead of it. Queries check staleness bounds of
-    /// [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) or more against it. The default
-    /// is `now()`.
-    fn recent(&self) -> Instant {
-        self.now()
+    /// True when [`now`](Self::now) is the operating system's monotonic clock
+    /// (`Instant::now()`). Queries with bounds of [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND)
+    /// or more may then check staleness against a coarse reading of it (about 1 ms behind,
+    /// never ahead) instead of a clock read per query. Default `false`.
+    fn is_system_clock(&self) -> bool {
+        false
     }
 }
 
-/// The operating system's clocks. [`recent`](Clock::recent) is a coarse clock ticked every
-/// [`COARSE_TICK`](crate::COARSE_TICK) by a background thread that parks when
-/// nobody reads it; while the machine is overloaded it may lag by more than a tick.
+/// The operating system's clocks. Queries check bounds of
+/// [`COARSE_MIN_BOUND`](crate::COARSE_MIN_BOUND) or more against a coarse copy of the
+/// monotonic clock, ticked every [`COARSE_TICK`](crate::COARSE_TICK) by a background thread
+/// (`dstate-clock`) that parks when nobody reads it; while the machine is overloaded the copy
+/// may lag by more than a tick.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -29,9 +31,8 @@ impl Clock for SystemClock {
         Instant::now()
     }
 
-    #[inline]
-    fn recent(&self) -> Instant {
-        super::coarse::recent()
+    fn is_system_clock(&self) -> bool {
+        true
     }
 
     fn wall_millis(&self) -> u64 {

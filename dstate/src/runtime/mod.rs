@@ -4,7 +4,7 @@
 //! [`TestRuntime`](crate::test_support::TestRuntime).
 
 mod clock;
-mod coarse;
+pub(crate) mod coarse;
 mod events;
 
 use std::future::Future;
@@ -12,7 +12,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use clock::{Clock, SystemClock};
-pub(crate) use coarse::staleness_now;
 pub use coarse::{COARSE_MIN_BOUND, COARSE_TICK};
 pub use events::{ClusterEvent, ClusterEventBus, ClusterEvents, LeaveReason};
 
