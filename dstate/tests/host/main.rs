@@ -6,4 +6,5 @@ mod hostile;
 mod lifecycle;
 mod persistence;
 mod rules;
+mod staleness;
 mod strategies;
