@@ -2,6 +2,7 @@
 //! and a TCP proxy that can cut and restore connections.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub(crate) mod netns;
 pub(crate) mod proxy;
 
 use std::io::{BufRead, BufReader, Write};
@@ -56,6 +57,8 @@ pub(crate) struct Opts {
     pub(crate) identity: Option<PathBuf>,
     pub(crate) allow: Vec<String>,
     pub(crate) extra: Vec<String>,
+    /// Run the node inside this network namespace (`ip netns exec`).
+    pub(crate) netns: Option<String>,
 }
 
 impl Opts {
@@ -105,7 +108,14 @@ impl Node {
     }
 
     pub(crate) fn start_bin(bin: &str, opts: Opts) -> Node {
-        let mut cmd = Command::new(bin);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, bin]);
+                cmd
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--node")
             .arg(opts.node.to_string())
             .arg("--key")
