@@ -209,20 +209,18 @@ fn reconnect_drops_the_connection_and_the_redial_restores_it() {
 fn a_partition_is_reported_and_heals() {
     let key = cluster_key();
     // Every connection between a and b passes through a proxy in front of each node.
-    let a_listen = support::free_addr();
-    let b_listen = support::free_addr();
-    let a_door = Proxy::start(a_listen);
-    let b_door = Proxy::start(b_listen);
+    let a_door = Proxy::start();
+    let b_door = Proxy::start();
     let mut a = Node::start(Opts {
-        listen: Some(a_listen),
         advertise: vec![a_door.addr],
         ..Opts::new(1, &key)
     });
+    a_door.point_at(a.addr);
     let mut b = Node::start(Opts {
-        listen: Some(b_listen),
         advertise: vec![b_door.addr],
         ..Opts::new(2, &key).seed(a_door.addr)
     });
+    b_door.point_at(b.addr);
     a.wait_members(&[2]);
     b.wait_members(&[1]);
 

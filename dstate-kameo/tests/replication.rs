@@ -169,22 +169,20 @@ fn a_spoofed_source_is_rejected() {
 
 /// Two nodes, each behind a proxy that carries every connection to it.
 fn pair_behind_doors(key: &str, dir: &std::path::Path) -> (Node, Node, Proxy, Proxy) {
-    let a_listen = support::free_addr();
-    let b_listen = support::free_addr();
-    let a_door = Proxy::start(a_listen);
-    let b_door = Proxy::start(b_listen);
+    let a_door = Proxy::start();
+    let b_door = Proxy::start();
     let a = Node::start(Opts {
-        listen: Some(a_listen),
         advertise: vec![a_door.addr],
         ..Opts::new(1, key).scenario("push", &dir.join("a"))
     });
+    a_door.point_at(a.addr);
     let b = Node::start(Opts {
-        listen: Some(b_listen),
         advertise: vec![b_door.addr],
         ..Opts::new(2, key)
             .seed(a_door.addr)
             .scenario("push", &dir.join("b"))
     });
+    b_door.point_at(b.addr);
     (a, b, a_door, b_door)
 }
 

@@ -21,12 +21,6 @@ pub(crate) fn cluster_key() -> String {
     dstate_kameo::ClusterKey::generate().to_hex()
 }
 
-/// A free port on 127.0.0.1 (bound then released; the node binds it right after).
-pub(crate) fn free_addr() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address")
-}
-
 /// A fresh temp directory for one test.
 pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(

@@ -1,4 +1,8 @@
 //! A TCP proxy the tests control: forwards to a target until cut, refuses while cut.
+//!
+//! The proxy binds its own port first and learns its target later
+//! ([`Proxy::point_at`]), so a node can be started with the proxy's address to advertise
+//! and a port of its own choosing: no "free port" that another test could take meanwhile.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -6,13 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Forwards connections from its own address to `target`.
+/// Forwards connections from its own address to its target (refused until it has one).
 pub(crate) struct Proxy {
     pub(crate) addr: SocketAddr,
     state: Arc<State>,
 }
 
 struct State {
+    target: Mutex<Option<SocketAddr>>,
     cut: AtomicBool,
     /// Connections stay open but every byte is dropped: a hung peer.
     frozen: AtomicBool,
@@ -21,10 +26,11 @@ struct State {
 }
 
 impl Proxy {
-    pub(crate) fn start(target: SocketAddr) -> Proxy {
+    pub(crate) fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
         let addr = listener.local_addr().expect("proxy addr");
         let state = Arc::new(State {
+            target: Mutex::new(None),
             cut: AtomicBool::new(false),
             frozen: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -37,10 +43,12 @@ impl Proxy {
                     break;
                 }
                 let Ok(client) = incoming else { continue };
-                if accept_state.cut.load(Ordering::SeqCst) {
+                let target = *accept_state.target.lock().unwrap();
+                let Some(target) = target.filter(|_| !accept_state.cut.load(Ordering::SeqCst))
+                else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
-                }
+                };
                 let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
@@ -61,6 +69,11 @@ impl Proxy {
             }
         });
         Proxy { addr, state }
+    }
+
+    /// Forward to `target` from now on.
+    pub(crate) fn point_at(&self, target: SocketAddr) {
+        *self.state.target.lock().unwrap() = Some(target);
     }
 
     /// Closes every forwarded connection and refuses new ones.
