@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use dstate::engine::{Engine, EngineLimits, Start};
-use dstate::test_support::TestState;
-use dstate::wire::{self, FORMAT_VERSION, MAGIC};
+use dstate::test_support::{seal_frame_body, TestState};
+use dstate::wire;
 use dstate::{Age, Generation, Incarnation, NodeId, Simple, StateConfig, SyncStrategy};
 use libfuzzer_sys::fuzz_target;
 
@@ -33,10 +33,7 @@ fuzz_target!(|data: &[u8]| {
         let (body, next) = tail.split_at(len);
         rest = next;
         step += 1;
-        let mut bytes = vec![MAGIC, FORMAT_VERSION];
-        bytes.extend_from_slice(body);
-        let crc = crc32c::crc32c(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        let bytes = seal_frame_body(body);
         let now = start + Duration::from_millis(step * 150);
         if let Ok(frame) = wire::decode(&bytes, 1 << 20) {
             engine.handle_frame(now, NodeId(u64::from(*from % 5)), frame);

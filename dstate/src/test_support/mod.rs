@@ -18,3 +18,15 @@ pub use states::{
     TestViewDelta,
 };
 pub use test_clock::TestClock;
+
+/// `body` sealed as a frame: magic, format version, `body`, and a valid CRC32C over them.
+/// For tests and fuzzers that want arbitrary bytes to get past the checksum and reach the
+/// frame decoder and the receive rules.
+pub fn seal_frame_body(body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(body.len() + 6);
+    bytes.extend_from_slice(&[crate::wire::MAGIC, crate::wire::FORMAT_VERSION]);
+    bytes.extend_from_slice(body);
+    let crc = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}

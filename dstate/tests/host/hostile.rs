@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use dstate::test_support::TestState;
-use dstate::wire::{self, Frame, FrameKind, Notice, FORMAT_VERSION, MAGIC};
+use dstate::test_support::{seal_frame_body, TestState};
+use dstate::wire::{self, Frame, FrameKind, Notice};
 use dstate::{Age, ClusterEvent, Generation, Incarnation, NodeId, StateConfig};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -57,11 +57,8 @@ fn hostile_bytes(rng: &mut SmallRng) -> Bytes {
     match rng.gen_range(0..3) {
         0 => (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect(),
         1 => {
-            let mut bytes = vec![MAGIC, FORMAT_VERSION];
-            bytes.extend((0..rng.gen_range(0..64)).map(|_| rng.gen::<u8>()));
-            let crc = crc32c::crc32c(&bytes);
-            bytes.extend_from_slice(&crc.to_le_bytes());
-            Bytes::from(bytes)
+            let body: Vec<u8> = (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect();
+            Bytes::from(seal_frame_body(&body))
         }
         _ => {
             let state = match rng.gen_range(0..3) {
