@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dstate::test_support::process::{scenarios, ProcessCluster, StateKind};
+use dstate::test_support::process::{scenarios, NetLab, ProcessCluster, StateKind};
 use support::proxy::Proxy;
 
 static CLUSTERS: AtomicU64 = AtomicU64::new(0);
@@ -36,8 +36,29 @@ fn cluster_with_cookie(strategy: &str, cookie: String) -> ProcessCluster {
 /// With `persist`, every node keeps its shards in the core's durable store in its data
 /// directory (which survives its restarts).
 fn cluster_with(strategy: &str, cookie: String, persist: bool) -> ProcessCluster {
+    cluster_in(strategy, cookie, persist, None)
+}
+
+/// As [`cluster_with`]; with a lab, node `n` runs in its namespace and listens on its
+/// address there.
+fn cluster_in(
+    strategy: &str,
+    cookie: String,
+    persist: bool,
+    lab: Option<Arc<NetLab>>,
+) -> ProcessCluster {
     ProcessCluster::new(strategy, move |spec| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dstate-ractor-node"));
+        let bin = env!("CARGO_BIN_EXE_dstate-ractor-node");
+        let mut command = match &lab {
+            Some(lab) => {
+                let mut command = lab.command(spec.id, bin);
+                command
+                    .arg("--listen")
+                    .arg(lab.addr(spec.id, 7000).to_string());
+                command
+            }
+            None => Command::new(bin),
+        };
         command.args(["--scenario", "--cookie", &cookie]);
         command.args(["--strategy", &spec.strategy, "--node", &spec.id.to_string()]);
         if persist {
@@ -353,4 +374,17 @@ fn a_hung_peer_is_marked_down_and_resyncs_when_it_resumes() {
     for node in nodes[..2].iter_mut() {
         node.poll("read 5 simple", "views 5 ", |l| l.contains(" 3:333:up:"));
     }
+}
+
+/// Three nodes, each in its own network namespace; node 3 is cut off entirely (link down:
+/// no reset, connections hang until the heartbeat gives up on them). Needs root and
+/// iproute2; reports itself skipped otherwise.
+#[test]
+fn a_node_cut_off_in_its_own_network_namespace_rejoins_after_the_heal() {
+    let lab = match NetLab::new(3) {
+        Ok(lab) => Arc::new(lab),
+        Err(why) => return eprintln!("SKIPPED: {why}"),
+    };
+    let mut cluster = cluster_in("push", fresh_cookie(), false, Some(lab.clone()));
+    scenarios::isolate_one_and_heal(&mut cluster, StateKind::Simple, &lab).unwrap();
 }

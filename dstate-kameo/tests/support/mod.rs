@@ -2,7 +2,6 @@
 //! and a TCP proxy that can cut and restore connections.
 #![allow(dead_code)] // each test binary uses a different part
 
-pub(crate) mod netns;
 pub(crate) mod proxy;
 
 use std::io::{BufRead, BufReader, Write};
@@ -51,8 +50,6 @@ pub(crate) struct Opts {
     pub(crate) identity: Option<PathBuf>,
     pub(crate) allow: Vec<String>,
     pub(crate) extra: Vec<String>,
-    /// Run the node inside this network namespace (`ip netns exec`).
-    pub(crate) netns: Option<String>,
 }
 
 impl Opts {
@@ -102,14 +99,7 @@ impl Node {
     }
 
     pub(crate) fn start_bin(bin: &str, opts: Opts) -> Node {
-        let mut cmd = match &opts.netns {
-            Some(ns) => {
-                let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", ns, bin]);
-                cmd
-            }
-            None => Command::new(bin),
-        };
+        let mut cmd = Command::new(bin);
         cmd.arg("--node")
             .arg(opts.node.to_string())
             .arg("--key")

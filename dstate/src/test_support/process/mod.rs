@@ -17,8 +17,10 @@
 //! | `leave <seq>` | `ok <seq> 0`, then the child exits |
 
 mod child;
+mod netns;
 mod parent;
 pub mod scenarios;
 
 pub use child::serve_commands;
+pub use netns::NetLab;
 pub use parent::{NodeSpec, ProcessCluster, ProcessError, StateKind, ViewReport};

@@ -93,6 +93,9 @@ pub enum ProcessError {
     /// No such running node.
     #[error("node {0} is not running")]
     NotRunning(u64),
+    /// Setting up or changing the test network failed (namespaces need root and iproute2).
+    #[error("test network: {0}")]
+    Network(String),
 }
 
 struct Running {

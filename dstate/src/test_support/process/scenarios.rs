@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{ProcessCluster, ProcessError, StateKind};
+use super::{NetLab, ProcessCluster, ProcessError, StateKind};
 
 /// How long a cluster may take to converge after a change (covers a liveness deadline and
 /// periodic sync rounds of the strategies the scenarios use).
@@ -120,6 +120,61 @@ pub fn graceful_leave(cluster: &mut ProcessCluster, kind: StateKind) -> Result<(
             Ok((!one.contains_key(&3) && !two.contains_key(&3), observed))
         },
     )
+}
+
+/// Three nodes, each in its own namespace of `lab` (the cluster's command must start node
+/// `n` in `lab.ns(n)`); node 3 is cut off entirely. Both sides mark the other down and keep
+/// their last views; every node keeps committing; the majority (1 and 2) still replicates
+/// between itself; after the heal every view converges.
+pub fn isolate_one_and_heal(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    lab: &NetLab,
+) -> Result<(), ProcessError> {
+    converge(cluster, kind, 3)?;
+    lab.cut(3)?;
+    // `expected` per observer: owner -> (value, up).
+    let holds = |cluster: &mut ProcessCluster,
+                 expected: &[(u64, &[(u64, u64, bool)])]|
+     -> Result<(bool, String), ProcessError> {
+        let mut done = true;
+        let mut observed = String::new();
+        for (observer, views) in expected {
+            let held = cluster.read(*observer, kind)?;
+            for (owner, value, up) in *views {
+                done &= held
+                    .get(owner)
+                    .is_some_and(|v| v.value == *value && v.up == *up);
+            }
+            observed.push_str(&format!("node {observer}: {held:?}; "));
+        }
+        Ok((done, observed))
+    };
+    let majority_sees_3_down: &[(u64, u64, bool)] = &[(3, 300, false)];
+    let three_sees_both_down: &[(u64, u64, bool)] = &[(1, 100, false), (2, 200, false)];
+    cluster.wait_until("both sides see the other down", CONVERGE_WITHIN, |c| {
+        holds(
+            c,
+            &[
+                (1, majority_sees_3_down),
+                (2, majority_sees_3_down),
+                (3, three_sees_both_down),
+            ],
+        )
+    })?;
+    for id in 1..=3 {
+        cluster.mutate(id, kind, id * 111)?;
+    }
+    let majority: &[(u64, u64, bool)] = &[(1, 111, true), (2, 222, true), (3, 300, false)];
+    let isolated: &[(u64, u64, bool)] = &[(1, 100, false), (2, 200, false), (3, 333, true)];
+    cluster.wait_until(
+        "the majority replicates, the isolated node keeps its own",
+        CONVERGE_WITHIN,
+        |c| holds(c, &[(1, majority), (2, majority), (3, isolated)]),
+    )?;
+    lab.heal(3)?;
+    let expected = BTreeMap::from([(1, 111), (2, 222), (3, 333)]);
+    wait_converged(cluster, kind, &expected)
 }
 
 /// Three nodes; node 1 commits `count` mutations one after the other: the final value
