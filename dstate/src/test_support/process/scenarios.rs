@@ -122,6 +122,9 @@ pub fn graceful_leave(cluster: &mut ProcessCluster, kind: StateKind) -> Result<(
     )
 }
 
+/// An observer and the `(owner, value, up)` views it must hold.
+type Held<'a> = (u64, &'a [(u64, u64, bool)]);
+
 /// Three nodes, each in its own namespace of `lab` (the cluster's command must start node
 /// `n` in `lab.ns(n)`); node 3 is cut off entirely. Both sides mark the other down and keep
 /// their last views; every node keeps committing; the majority (1 and 2) still replicates
@@ -133,10 +136,8 @@ pub fn isolate_one_and_heal(
 ) -> Result<(), ProcessError> {
     converge(cluster, kind, 3)?;
     lab.cut(3)?;
-    // `expected` per observer: owner -> (value, up).
-    let holds = |cluster: &mut ProcessCluster,
-                 expected: &[(u64, &[(u64, u64, bool)])]|
-     -> Result<(bool, String), ProcessError> {
+    // Per observer: the (owner, value, up) entries it must hold.
+    let holds = |cluster: &mut ProcessCluster, expected: &[Held<'_>]| {
         let mut done = true;
         let mut observed = String::new();
         for (observer, views) in expected {
