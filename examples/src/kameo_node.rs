@@ -1,5 +1,5 @@
-//! What the kameo example programs share: starting one node, and running a local cluster of
-//! child processes of the same program (`--cluster N`).
+//! What the kameo example programs share: their common options, starting one node, and
+//! running a local cluster of child processes of the same program (`--cluster N`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -7,6 +7,71 @@ use std::time::{Duration, Instant};
 
 use dstate::{Node, NodeId};
 use dstate_kameo::{ClusterKey, KameoCluster, KameoRuntime};
+
+/// Options every kameo example program takes.
+#[derive(Debug, Clone)]
+pub struct KameoArgs {
+    /// `--node N` (default 1).
+    pub node: u64,
+    /// `--listen ADDR` (default `127.0.0.1:0`).
+    pub listen: SocketAddr,
+    /// `--seed ADDR`, repeatable.
+    pub seeds: Vec<SocketAddr>,
+    /// `--key PASSPHRASE`: all nodes must share it (default `dstate-example`).
+    pub key: String,
+    /// `--expect-nodes N`: leave once all N nodes are done.
+    pub expect_nodes: Option<usize>,
+    /// `--cluster N`: start N local processes of this program instead of one node.
+    pub cluster: Option<u64>,
+}
+
+impl KameoArgs {
+    /// Parse `args` (without the program name). Every flag takes one value; flags this type
+    /// does not know go to `other(flag, value)`, which returns `Ok(false)` for unknown ones.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        mut other: impl FnMut(&str, &str) -> Result<bool, String>,
+    ) -> Result<KameoArgs, String> {
+        let mut parsed = KameoArgs {
+            node: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seeds: Vec::new(),
+            key: "dstate-example".to_owned(),
+            expect_nodes: None,
+            cluster: None,
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+            match flag.as_str() {
+                "--node" => parsed.node = value.parse().map_err(|e| bad(&e))?,
+                "--listen" => parsed.listen = value.parse().map_err(|e| bad(&e))?,
+                "--seed" => parsed.seeds.push(value.parse().map_err(|e| bad(&e))?),
+                "--key" => parsed.key = value,
+                "--expect-nodes" => parsed.expect_nodes = Some(value.parse().map_err(|e| bad(&e))?),
+                "--cluster" => parsed.cluster = Some(value.parse().map_err(|e| bad(&e))?),
+                _ if other(&flag, &value)? => {}
+                unknown => return Err(format!("unknown option {unknown}")),
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// `value` of `flag` parsed, or an error naming both.
+pub fn parse_value<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| format!("{flag} {value}: {e}"))
+}
+
+/// End the program: print `program: message` and exit with `code`.
+pub fn exit(program: &str, code: i32, message: &str) -> ! {
+    eprintln!("{program}: {message}");
+    std::process::exit(code)
+}
 
 /// Start node `id` of the cluster keyed by `key`: its swarm on `listen`, dialling `seeds`,
 /// joined by a dstate node. Prints where it listens.

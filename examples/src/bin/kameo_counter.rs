@@ -17,11 +17,10 @@
 //! total `N * increments`).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use dstate::{DeserializeError, DistributedState, StateConfig, SyncStrategy};
-use dstate_examples::kameo_node::{run_local_cluster, start_node};
+use dstate_examples::kameo_node::{exit, parse_value, run_local_cluster, start_node, KameoArgs};
 
 /// One node's shard: its own count, and whether it has seen the expected cluster total.
 #[derive(Clone, Debug, Default)]
@@ -57,79 +56,55 @@ impl DistributedState for Counter {
 /// Periods a node keeps publishing after it is done, before it leaves.
 const LINGER_PERIODS: u32 = 10;
 
-struct Args {
-    node: u64,
-    listen: SocketAddr,
-    seeds: Vec<SocketAddr>,
-    key: String,
+const PROGRAM: &str = "kameo_counter";
+
+/// This program's own options.
+struct Options {
+    /// `--increments N` (default 10).
     increments: u64,
+    /// `--interval-ms MS` (default 200).
     interval: Duration,
-    expect_nodes: Option<usize>,
-    cluster: Option<u64>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        node: 1,
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        seeds: Vec::new(),
-        key: "dstate-example".to_owned(),
+fn parse_args() -> Result<(KameoArgs, Options), String> {
+    let mut options = Options {
         increments: 10,
         interval: Duration::from_millis(200),
-        expect_nodes: None,
-        cluster: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-        match flag.as_str() {
-            "--node" => args.node = value.parse().map_err(|e| bad(&e))?,
-            "--listen" => args.listen = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seeds.push(value.parse().map_err(|e| bad(&e))?),
-            "--key" => args.key = value,
-            "--increments" => args.increments = value.parse().map_err(|e| bad(&e))?,
-            "--interval-ms" => {
-                args.interval = Duration::from_millis(value.parse().map_err(|e| bad(&e))?)
-            }
-            "--expect-nodes" => args.expect_nodes = Some(value.parse().map_err(|e| bad(&e))?),
-            "--cluster" => args.cluster = Some(value.parse().map_err(|e| bad(&e))?),
-            other => return Err(format!("unknown option {other}")),
+    let args = KameoArgs::parse(std::env::args().skip(1), |flag, value| {
+        match flag {
+            "--increments" => options.increments = parse_value(flag, value)?,
+            "--interval-ms" => options.interval = Duration::from_millis(parse_value(flag, value)?),
+            _ => return Ok(false),
         }
-    }
-    Ok(args)
+        Ok(true)
+    })?;
+    Ok((args, options))
 }
 
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("kameo_counter: {err}");
-            std::process::exit(2);
-        }
-    };
+    let (args, options) = parse_args().unwrap_or_else(|err| exit(PROGRAM, 2, &err));
     let result = match args.cluster {
-        Some(count) => run_cluster(&args, count).await,
-        None => run_node(&args).await,
+        Some(count) => run_cluster(&args, &options, count).await,
+        None => run_node(&args, &options).await,
     };
     if let Err(err) = result {
-        eprintln!("kameo_counter: {err}");
-        std::process::exit(1);
+        exit(PROGRAM, 1, &err);
     }
 }
 
 /// One node: count, print the cluster total, leave once everyone finished.
-async fn run_node(args: &Args) -> Result<(), String> {
+async fn run_node(args: &KameoArgs, options: &Options) -> Result<(), String> {
     let (cluster, node) = start_node(args.node, &args.key, args.listen, &args.seeds).await?;
     let counter = node
         .register::<Counter>(StateConfig::new(SyncStrategy::active_push()))
         .await
         .map_err(|e| e.to_string())?;
 
-    let expected = args.expect_nodes.map(|n| n as u64 * args.increments);
+    let expected = args.expect_nodes.map(|n| n as u64 * options.increments);
     let mut agreed = BTreeSet::new();
-    let mut ticks = tokio::time::interval(args.interval);
+    let mut ticks = tokio::time::interval(options.interval);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -150,7 +125,7 @@ async fn run_node(args: &Args) -> Result<(), String> {
             "node {}: own {own}, cluster total {total} over {nodes} nodes",
             args.node
         );
-        if own < args.increments {
+        if own < options.increments {
             counter
                 .mutate(|c| c.value += 1)
                 .await
@@ -168,26 +143,26 @@ async fn run_node(args: &Args) -> Result<(), String> {
     }
     // Stay a little before leaving: a peer that has not yet read this node's last change
     // would otherwise lose it with this node's views when it leaves.
-    tokio::time::sleep(LINGER_PERIODS * args.interval).await;
+    tokio::time::sleep(LINGER_PERIODS * options.interval).await;
     node.shutdown().await;
     cluster.shutdown().await;
     Ok(())
 }
 
 /// Starts `count` node processes of this program on 127.0.0.1 and waits until all agree.
-async fn run_cluster(args: &Args, count: u64) -> Result<(), String> {
+async fn run_cluster(args: &KameoArgs, options: &Options, count: u64) -> Result<(), String> {
     let extra = vec![
         "--key".to_owned(),
         args.key.clone(),
         "--increments".to_owned(),
-        args.increments.to_string(),
+        options.increments.to_string(),
         "--interval-ms".to_owned(),
-        args.interval.as_millis().to_string(),
+        options.interval.as_millis().to_string(),
     ];
     run_local_cluster(count, &extra).await?;
     println!(
         "all {count} nodes agreed on the total {}",
-        count * args.increments
+        count * options.increments
     );
     Ok(())
 }

@@ -16,11 +16,10 @@
 //! `--expect-nodes N` (leave once all N nodes hold a view of all N).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use dstate::{DeserializeError, DistributedState, StateConfig, SyncStrategy};
-use dstate_examples::kameo_node::{run_local_cluster, start_node};
+use dstate_examples::kameo_node::{exit, parse_value, run_local_cluster, start_node, KameoArgs};
 
 /// What one node publishes about itself.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,75 +69,39 @@ impl DistributedState for NodeResource {
 /// Periods a node keeps publishing after it is done, before it leaves.
 const LINGER_PERIODS: u32 = 10;
 
-struct Args {
-    node: u64,
-    listen: SocketAddr,
-    seeds: Vec<SocketAddr>,
-    key: String,
-    period: Duration,
-    expect_nodes: Option<usize>,
-    cluster: Option<u64>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        node: 1,
-        listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        seeds: Vec::new(),
-        key: "dstate-example".to_owned(),
-        period: Duration::from_millis(500),
-        expect_nodes: None,
-        cluster: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-        match flag.as_str() {
-            "--node" => args.node = value.parse().map_err(|e| bad(&e))?,
-            "--listen" => args.listen = value.parse().map_err(|e| bad(&e))?,
-            "--seed" => args.seeds.push(value.parse().map_err(|e| bad(&e))?),
-            "--key" => args.key = value,
-            "--period-ms" => {
-                args.period = Duration::from_millis(value.parse().map_err(|e| bad(&e))?)
-            }
-            "--expect-nodes" => args.expect_nodes = Some(value.parse().map_err(|e| bad(&e))?),
-            "--cluster" => args.cluster = Some(value.parse().map_err(|e| bad(&e))?),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok(args)
-}
+const PROGRAM: &str = "kameo_node_resource";
 
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(err) => {
-            eprintln!("kameo_node_resource: {err}");
-            std::process::exit(2);
+    // This program's own option: `--period-ms MS` (default 500).
+    let mut period = Duration::from_millis(500);
+    let args = KameoArgs::parse(std::env::args().skip(1), |flag, value| {
+        if flag != "--period-ms" {
+            return Ok(false);
         }
-    };
+        period = Duration::from_millis(parse_value(flag, value)?);
+        Ok(true)
+    })
+    .unwrap_or_else(|err| exit(PROGRAM, 2, &err));
     let result = match args.cluster {
-        Some(count) => run_cluster(&args, count).await,
-        None => run_node(&args).await,
+        Some(count) => run_cluster(&args, period, count).await,
+        None => run_node(&args, period).await,
     };
     if let Err(err) = result {
-        eprintln!("kameo_node_resource: {err}");
-        std::process::exit(1);
+        exit(PROGRAM, 1, &err);
     }
 }
 
 /// One node: publish own resources every period, print the table.
-async fn run_node(args: &Args) -> Result<(), String> {
+async fn run_node(args: &KameoArgs, period: Duration) -> Result<(), String> {
     let (cluster, node) = start_node(args.node, &args.key, args.listen, &args.seeds).await?;
     let resources = node
-        .register::<NodeResource>(StateConfig::new(SyncStrategy::periodic_only(args.period)))
+        .register::<NodeResource>(StateConfig::new(SyncStrategy::periodic_only(period)))
         .await
         .map_err(|e| e.to_string())?;
 
     let mut complete = BTreeSet::new();
-    let mut ticks = tokio::time::interval(args.period);
+    let mut ticks = tokio::time::interval(period);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -181,7 +144,7 @@ async fn run_node(args: &Args) -> Result<(), String> {
     }
     // Stay a little before leaving: a peer that has not yet read this node's last change
     // would otherwise lose it with this node's views when it leaves.
-    tokio::time::sleep(LINGER_PERIODS * args.period).await;
+    tokio::time::sleep(LINGER_PERIODS * period).await;
     node.shutdown().await;
     cluster.shutdown().await;
     Ok(())
@@ -214,12 +177,12 @@ fn sample() -> NodeResource {
 }
 
 /// Starts `count` node processes of this program on 127.0.0.1 and waits until all agree.
-async fn run_cluster(args: &Args, count: u64) -> Result<(), String> {
+async fn run_cluster(args: &KameoArgs, period: Duration, count: u64) -> Result<(), String> {
     let extra = vec![
         "--key".to_owned(),
         args.key.clone(),
         "--period-ms".to_owned(),
-        args.period.as_millis().to_string(),
+        period.as_millis().to_string(),
     ];
     run_local_cluster(count, &extra).await?;
     println!("all {count} nodes saw every node's resources");
