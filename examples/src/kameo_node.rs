@@ -1,6 +1,7 @@
 //! What the kameo example programs share: their common options, starting one node, and
 //! running a local cluster of child processes of the same program (`--cluster N`).
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,13 +97,14 @@ pub async fn start_node(
     Ok((cluster, node))
 }
 
-/// Start `count` processes of this program on 127.0.0.1 (node 1 listens, the others seed
-/// from it), each with `--node <id> --expect-nodes <count>` plus `args`, and wait until every
-/// one exited successfully (each exits once it saw the whole cluster agree).
+/// Start `count` processes of this program on 127.0.0.1 (node 1 listens on a port the OS
+/// picks and reports, the others seed from it), each with `--node <id> --expect-nodes
+/// <count>` plus `args`, and wait until every one exited successfully (each exits once it
+/// saw the whole cluster agree).
 pub async fn run_local_cluster(count: u64, args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let seed = free_port()?;
     let mut children = Children(Vec::new());
+    let mut seed: Option<String> = None;
     for id in 1..=count {
         let mut cmd = Command::new(&exe);
         cmd.args([
@@ -113,9 +115,18 @@ pub async fn run_local_cluster(count: u64, args: &[String]) -> Result<(), String
         ])
         .args(args)
         .stdin(Stdio::null());
-        let role = if id == 1 { "--listen" } else { "--seed" };
-        cmd.args([role, &seed.to_string()]);
-        children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
+        match &seed {
+            Some(seed) => {
+                cmd.args(["--seed", seed]);
+                children.0.push(cmd.spawn().map_err(|e| e.to_string())?);
+            }
+            None => {
+                cmd.args(["--listen", "127.0.0.1:0"]);
+                let (child, address) = spawn_reporting_address(cmd)?;
+                children.0.push(child);
+                seed = Some(address);
+            }
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut ok = 0;
@@ -136,6 +147,37 @@ pub async fn run_local_cluster(count: u64, args: &[String]) -> Result<(), String
     Ok(())
 }
 
+/// Spawn `cmd` with its output passed through to ours, and wait (bounded) for the
+/// `listening on <address>` line `start_node` prints.
+fn spawn_reporting_address(mut cmd: Command) -> Result<(Child, String), String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        return Err("no stdout pipe".to_owned());
+    };
+    let (address, reported) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("{line}");
+            if let Some(addr) = line.split(" listening on ").nth(1) {
+                let _ = address.send(addr.trim().to_owned());
+            }
+        }
+    });
+    match reported.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => Ok((child, address)),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err("node 1 did not report its address".to_owned())
+        }
+    }
+}
+
 /// Child processes, killed if this program stops early.
 struct Children(Vec<Child>);
 
@@ -147,9 +189,4 @@ impl Drop for Children {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.local_addr().map_err(|e| e.to_string())
 }
