@@ -62,7 +62,7 @@ pub struct Generation {
 
 impl Generation {
     /// A generation from its parts.
-    pub fn new(incarnation: Incarnation, age: Age) -> Self {
+    pub const fn new(incarnation: Incarnation, age: Age) -> Self {
         Generation { incarnation, age }
     }
 
