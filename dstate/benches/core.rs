@@ -45,15 +45,19 @@ impl DistributedState for Counter {
 }
 
 fn counter_snapshot(source: u64, value: u64) -> bytes::Bytes {
-    let frame = Frame {
+    wire::encode(&snapshot_frame(source, 1, value), usize::MAX).expect("encodes")
+}
+
+/// A snapshot of `source`'s counter at age `age`.
+fn snapshot_frame(source: u64, age: u64, value: u64) -> Frame {
+    Frame {
         kind: FrameKind::Snapshot { ack: false },
         state: "counter".into(),
         source: NodeId(source),
-        generation: Generation::new(Incarnation(1), Age(1)),
+        generation: Generation::new(Incarnation(1), Age(age)),
         payload_version: 1,
         payload: value.to_le_bytes().to_vec(),
-    };
-    wire::encode(&frame, usize::MAX).expect("encodes")
+    }
 }
 
 /// A node whose counter handle holds `peers` peer views plus its own.
@@ -221,6 +225,50 @@ fn engine_mutation(c: &mut Criterion) {
     group.finish();
 }
 
+/// An inbound change from one of `peers` peers, applied and published: the receive path
+/// plus the copy-on-write of the view map a reader still holds (what the host does per
+/// frame). Shows how the per-frame cost grows with the cluster.
+fn engine_receive(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine_receive_and_publish");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for peers in [1u64, 16, 128] {
+        let now = Instant::now();
+        let start = Start {
+            state: Counter::default(),
+            generation: Generation::new(Incarnation(1), Age(0)),
+            persistent: false,
+        };
+        let config = StateConfig::new(SyncStrategy::active_push());
+        let mut engine: Engine<Simple<Counter>, ()> =
+            Engine::new(NodeId(0), config, EngineLimits::default(), start, now);
+        engine.set_view_events(false);
+        for peer in 1..=peers {
+            engine.handle_peer_up(now, NodeId(peer), Incarnation(1));
+            engine.handle_frame(now, NodeId(peer), snapshot_frame(peer, 1, peer));
+        }
+        while engine.poll_transmit().is_some() {}
+        while engine.poll_event().is_some() {}
+        let mut published = engine.views();
+        let mut age = 1;
+        group.bench_function(BenchmarkId::new("u64_counter", peers), |b| {
+            b.iter(|| {
+                age += 1;
+                let from = 1 + age % peers;
+                engine.handle_frame(now, NodeId(from), snapshot_frame(from, age, age));
+                while let Some(t) = engine.poll_transmit() {
+                    black_box(t);
+                }
+                // Readers hold the previous map, so publishing copies it.
+                published = engine.views();
+                black_box(&published);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn frame_codec(c: &mut Criterion) {
     let frame = Frame {
         kind: FrameKind::Snapshot { ack: false },
@@ -274,5 +322,12 @@ fn change_feed(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, query, engine_mutation, frame_codec, change_feed);
+criterion_group!(
+    benches,
+    query,
+    engine_mutation,
+    engine_receive,
+    frame_codec,
+    change_feed
+);
 criterion_main!(benches);
