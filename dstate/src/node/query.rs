@@ -97,6 +97,7 @@ where
                         value: projection(&views),
                         stale: Vec::new(),
                     }),
+                    // Polled again after it completed.
                     None => Err(QueryError::Stopped),
                 });
             }
@@ -114,19 +115,25 @@ where
     /// and list what is still stale.
     #[inline(never)]
     fn poll_pull(&mut self, cx: &mut Context<'_>) -> Poll<Result<QueryResult<R>, QueryError>> {
+        if self.projection.is_none() {
+            // Polled again after it completed.
+            return Poll::Ready(Err(QueryError::Stopped));
+        }
         if self.pulled.is_none() && !self.start_pull() {
+            self.projection = None;
             return Poll::Ready(Err(QueryError::Stopped));
         }
         let Some(answer) = self.pulled.as_mut() else {
             return Poll::Ready(Err(QueryError::Stopped));
         };
-        match Pin::new(answer).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            // The actor stopped before answering.
-            Poll::Ready(Err(_)) => return Poll::Ready(Err(QueryError::Stopped)),
-            Poll::Ready(Ok(())) => {}
+        let answered = Pin::new(answer).poll(cx);
+        if answered.is_pending() {
+            return Poll::Pending;
         }
-        let Some(projection) = self.projection.take() else {
+        // Done either way: a later poll must not touch the spent receiver.
+        let projection = self.projection.take();
+        let (Poll::Ready(Ok(())), Some(projection)) = (answered, projection) else {
+            // The actor stopped before answering.
             return Poll::Ready(Err(QueryError::Stopped));
         };
         let views = self.handle.shared.views.load();

@@ -99,3 +99,34 @@ async fn periodic_only_repairs_on_its_timer() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_query_polled_again_after_it_completed_reports_stopped() {
+    use dstate::QueryError;
+    use futures::FutureExt;
+
+    let cluster = Cluster::new(2);
+    let config = || StateConfig::new(SyncStrategy::feed_lazy_pull());
+    let a = cluster.simple(0, config()).await;
+    let b = cluster.simple(1, config()).await;
+    eventually("b holds a's view", || async { b.read(|v| v.len()) == 2 }).await;
+
+    // Fast path: done in the first poll.
+    let mut fast = b.query(Duration::from_secs(60), |v| v.len());
+    assert_eq!((&mut fast).await.map(|r| r.value), Ok(2));
+    assert_eq!((&mut fast).now_or_never(), Some(Err(QueryError::Stopped)));
+
+    // Pull path: a's change is only announced, so the query pulls it.
+    a.mutate(|s| s.value = 5).await.unwrap();
+    cluster.clock.advance(Duration::from_millis(150));
+    eventually("b marks a's view pending", || async {
+        b.read(|v| v.get(NodeId(1)).is_some_and(|v| v.pending.is_some()))
+    })
+    .await;
+    let mut pulled = b.query(Duration::from_secs(60), |v| {
+        v.view(NodeId(1)).map(|s| s.value)
+    });
+    assert_eq!((&mut pulled).await.map(|r| r.value), Ok(Some(5)));
+    // Its spent reply channel is not polled again.
+    assert_eq!((&mut pulled).now_or_never(), Some(Err(QueryError::Stopped)));
+}
