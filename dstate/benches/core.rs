@@ -186,6 +186,20 @@ fn on_threads(threads: usize, work: impl Fn() + Sync) -> Duration {
     start.elapsed()
 }
 
+/// Node 0's engine for the counter, active push, view events off (the host's setting when
+/// nobody subscribed).
+fn counter_engine(now: Instant) -> Engine<Simple<Counter>, ()> {
+    let start = Start {
+        state: Counter::default(),
+        generation: Generation::new(Incarnation(1), Age(0)),
+        persistent: false,
+    };
+    let config = StateConfig::new(SyncStrategy::active_push());
+    let mut engine = Engine::new(NodeId(0), config, EngineLimits::default(), start, now);
+    engine.set_view_events(false);
+    engine
+}
+
 fn engine_mutation(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_mutation_active_push");
     group
@@ -193,15 +207,7 @@ fn engine_mutation(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500));
     for peers in [1u64, 4] {
         let now = Instant::now();
-        let start = Start {
-            state: Counter::default(),
-            generation: Generation::new(Incarnation(1), Age(0)),
-            persistent: false,
-        };
-        let config = StateConfig::new(SyncStrategy::active_push());
-        let mut engine: Engine<Simple<Counter>, ()> =
-            Engine::new(NodeId(0), config, EngineLimits::default(), start, now);
-        engine.set_view_events(false);
+        let mut engine = counter_engine(now);
         for peer in 1..=peers {
             engine.handle_peer_up(now, NodeId(peer), Incarnation(1));
         }
@@ -235,15 +241,7 @@ fn engine_receive(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500));
     for peers in [1u64, 16, 128] {
         let now = Instant::now();
-        let start = Start {
-            state: Counter::default(),
-            generation: Generation::new(Incarnation(1), Age(0)),
-            persistent: false,
-        };
-        let config = StateConfig::new(SyncStrategy::active_push());
-        let mut engine: Engine<Simple<Counter>, ()> =
-            Engine::new(NodeId(0), config, EngineLimits::default(), start, now);
-        engine.set_view_events(false);
+        let mut engine = counter_engine(now);
         for peer in 1..=peers {
             engine.handle_peer_up(now, NodeId(peer), Incarnation(1));
             engine.handle_frame(now, NodeId(peer), snapshot_frame(peer, 1, peer));
