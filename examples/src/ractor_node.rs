@@ -69,6 +69,28 @@ impl NodeArgs {
     }
 }
 
+/// The `main` of a ractor example program: tracing, the common options (no others),
+/// `run`, and exit code 2 with `program: message` on any failure.
+pub async fn main_with<F, Fut>(program: &str, run: F)
+where
+    F: FnOnce(NodeArgs) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    init_tracing();
+    let exit = |message: &str| -> ! {
+        eprintln!("{program}: {message}");
+        std::process::exit(2)
+    };
+    let args = match NodeArgs::parse(std::env::args().skip(1)) {
+        Ok((args, rest)) if rest.is_empty() => args,
+        Ok((_, rest)) => exit(&format!("unknown arguments: {rest:?}")),
+        Err(err) => exit(&err),
+    };
+    if let Err(err) = run(args).await {
+        exit(&err.to_string());
+    }
+}
+
 /// A running node: the dstate host and the ractor cluster under it.
 pub struct RactorNode {
     /// The dstate node.

@@ -123,24 +123,31 @@ fn the_demo_replicates_across_three_processes_and_stops_cleanly_on_ctrl_c() {
     }
 }
 
-#[test]
-fn two_counter_nodes_see_the_cluster_total() {
-    let program = env!("CARGO_BIN_EXE_ractor_counter");
-    let cookie = format!("counter-test-{}", std::process::id());
+/// Nodes 1 and 2 of `program` (100 ms period, stdin control), node 2 seeded from the
+/// address node 1 reports.
+fn start_pair(program: &str, cookie: &str) -> [Proc; 2] {
     let mut one = Proc::start(
         program,
         &[
-            "--node", "1", "--cookie", &cookie, "--period", "100", "--stdin",
+            "--node", "1", "--cookie", cookie, "--period", "100", "--stdin",
         ],
     );
     let line = one.wait_for(|l| l.contains(" listening on "));
     let address = line.rsplit(' ').next().unwrap_or_default().to_string();
-    let mut two = Proc::start(
+    let two = Proc::start(
         program,
         &[
-            "--node", "2", "--cookie", &cookie, "--seed", &address, "--period", "100", "--stdin",
+            "--node", "2", "--cookie", cookie, "--seed", &address, "--period", "100", "--stdin",
         ],
     );
+    [one, two]
+}
+
+#[test]
+fn two_counter_nodes_see_the_cluster_total() {
+    let program = env!("CARGO_BIN_EXE_ractor_counter");
+    let cookie = format!("counter-test-{}", std::process::id());
+    let [mut one, mut two] = start_pair(program, &cookie);
     for node in [&mut one, &mut two] {
         node.wait_for(|l| l.ends_with("over 2 nodes"));
     }
@@ -154,20 +161,7 @@ fn two_counter_nodes_see_the_cluster_total() {
 fn two_node_resource_processes_print_each_others_load() {
     let program = env!("CARGO_BIN_EXE_ractor_node_resource");
     let cookie = format!("resource-test-{}", std::process::id());
-    let mut one = Proc::start(
-        program,
-        &[
-            "--node", "1", "--cookie", &cookie, "--period", "100", "--stdin",
-        ],
-    );
-    let line = one.wait_for(|l| l.contains(" listening on "));
-    let address = line.rsplit(' ').next().unwrap_or_default().to_string();
-    let mut two = Proc::start(
-        program,
-        &[
-            "--node", "2", "--cookie", &cookie, "--seed", &address, "--period", "100", "--stdin",
-        ],
-    );
+    let [mut one, mut two] = start_pair(program, &cookie);
     one.wait_for(|l| l.starts_with("node 1 sees 2: ") && sees_all_up(l, 2));
     two.wait_for(|l| l.starts_with("node 2 sees 2: ") && sees_all_up(l, 2));
     writeln!(two.child.stdin.as_mut().expect("stdin"), "quit").expect("quit");

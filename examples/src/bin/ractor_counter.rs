@@ -8,22 +8,7 @@
 //! Options: `--node N`, `--listen ADDR`, `--seed ADDR` (repeatable), `--cookie C`,
 //! `--period MS`, `--for SECS`, `--stdin`. Stops cleanly on Ctrl-C.
 
-use dstate_examples::ractor_node::{init_tracing, NodeArgs};
-
 #[tokio::main]
 async fn main() {
-    init_tracing();
-    let args = match NodeArgs::parse(std::env::args().skip(1)) {
-        Ok((args, rest)) if rest.is_empty() => args,
-        Ok((_, rest)) => exit(&format!("unknown arguments: {rest:?}")),
-        Err(err) => exit(&err),
-    };
-    if let Err(err) = dstate_examples::counter::run(args).await {
-        exit(&err.to_string());
-    }
-}
-
-fn exit(message: &str) -> ! {
-    eprintln!("ractor_counter: {message}");
-    std::process::exit(2);
+    dstate_examples::ractor_node::main_with("ractor_counter", dstate_examples::counter::run).await;
 }

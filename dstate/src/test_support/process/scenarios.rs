@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{NetLab, ProcessCluster, ProcessError, StateKind};
+use super::{NetLab, ProcessCluster, ProcessError, StateKind, ViewReport};
 
 /// How long a cluster may take to converge after a change (covers a liveness deadline and
 /// periodic sync rounds of the strategies the scenarios use).
@@ -66,16 +66,7 @@ pub fn kill_and_restart(
     cluster.wait_until(
         "nodes 1 and 2 mark node 3 down, keeping its value",
         CONVERGE_WITHIN,
-        |cluster| {
-            let mut done = true;
-            let mut observed = String::new();
-            for id in [1, 2] {
-                let view = cluster.read(id, kind)?.get(&3).copied();
-                done &= view.is_some_and(|v| !v.up && v.value == before.value);
-                observed.push_str(&format!("node {id} holds {view:?}; "));
-            }
-            Ok((done, observed))
-        },
+        |cluster| views_of_node_3(cluster, kind, |v| !v.up && v.value == before.value),
     )?;
     cluster.start(3)?;
     let value = if persisted { before.value } else { 0 };
@@ -83,20 +74,15 @@ pub fn kill_and_restart(
         "every node holds node 3's new lifetime",
         CONVERGE_WITHIN,
         |cluster| {
-            let mut done = true;
-            let mut observed = String::new();
-            for id in [1, 2] {
-                let view = cluster.read(id, kind)?.get(&3).copied();
-                let renewed = |v: &super::ViewReport| {
-                    if persisted {
-                        v.incarnation == before.incarnation
-                    } else {
-                        v.incarnation > before.incarnation
-                    }
-                };
-                done &= view.is_some_and(|v| v.up && v.value == value && renewed(&v));
-                observed.push_str(&format!("node {id} holds {view:?}; "));
-            }
+            let renewed = |v: &ViewReport| {
+                if persisted {
+                    v.incarnation == before.incarnation
+                } else {
+                    v.incarnation > before.incarnation
+                }
+            };
+            let (mut done, mut observed) =
+                views_of_node_3(cluster, kind, |v| v.up && v.value == value && renewed(v))?;
             let own = cluster.read(3, kind)?;
             done &= own.get(&1).is_some_and(|v| v.value == 100)
                 && own.get(&2).is_some_and(|v| v.value == 200);
@@ -104,6 +90,22 @@ pub fn kill_and_restart(
             Ok((done, observed))
         },
     )
+}
+
+/// Whether nodes 1 and 2 both hold a view of node 3 that passes `check`, and what they hold.
+fn views_of_node_3(
+    cluster: &mut ProcessCluster,
+    kind: StateKind,
+    check: impl Fn(&ViewReport) -> bool,
+) -> Result<(bool, String), ProcessError> {
+    let mut done = true;
+    let mut observed = String::new();
+    for id in [1, 2] {
+        let view = cluster.read(id, kind)?.get(&3).copied();
+        done &= view.as_ref().is_some_and(&check);
+        observed.push_str(&format!("node {id} holds {view:?}; "));
+    }
+    Ok((done, observed))
 }
 
 /// Three nodes; node 3 leaves gracefully: its views disappear on the others.
